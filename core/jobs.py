@@ -1,0 +1,240 @@
+"""One background training job per process, steered from the UI thread.
+
+The training thread never touches the UI. It publishes a snapshot (state, step, recent
+records, latest grid, error) under a lock; pages read ``snapshot()`` on a timer. Pause
+and stop are flags the loop checks before every step, so they act within one step.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.config import TrainConfig
+from core.runs import RunDir, default_runs_dir, describe_dataset, project_root
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATES = ("loading", "running", "paused", "stopping")
+_RECENT_RECORDS = 2000  # enough for live curves of a long run; the full history is in metrics.csv
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of the job's public state at one moment."""
+
+    state: str  # loading, running, paused, stopping, finished, stopped, failed
+    step: int
+    total_steps: int
+    run_path: Path | None
+    records: tuple = ()  # StepRecord, oldest first
+    images_per_sec: float = 0.0
+    elapsed_sec: float = 0.0
+    latest_grid: np.ndarray | None = None
+    latest_grid_step: int = 0
+    error: str = ""
+    batch_size: int = 1
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def eta_sec(self) -> float | None:
+        """Seconds left at the last measured speed; None until a speed is known."""
+        if not self.records or self.images_per_sec <= 0:
+            return None
+        return (self.total_steps - self.step) * self.batch_size / self.images_per_sec
+
+
+@dataclass
+class _SharedState:
+    state: str = "loading"
+    step: int = 0
+    total_steps: int = 0
+    run_path: Path | None = None
+    records: deque = field(default_factory=lambda: deque(maxlen=_RECENT_RECORDS))
+    latest_grid: np.ndarray | None = None
+    latest_grid_step: int = 0
+    error: str = ""
+
+
+class TrainingJob:
+    """Loads the data, creates or reopens the run, and trains it in a daemon thread."""
+
+    def __init__(self, config: TrainConfig, resume_run: RunDir | None = None, runs_dir: Path | None = None):
+        self.config = config
+        self._resume_run = resume_run
+        self._runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+        self._lock = threading.Lock()
+        self._shared = _SharedState(total_steps=config.steps)
+        self._stop_requested = threading.Event()
+        self._pause_requested = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="dcgan-training", daemon=True)
+
+    # Control, from any thread.
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def pause(self) -> None:
+        self._pause_requested.set()
+
+    def resume(self) -> None:
+        self._pause_requested.clear()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._shared.state in ACTIVE_STATES:
+                self._shared.state = "stopping"
+        self._stop_requested.set()
+
+    def join(self, timeout_sec: float | None = None) -> bool:
+        """Wait for the thread to end; True when it has."""
+        self._thread.join(timeout_sec)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            shared = self._shared
+            records = tuple(shared.records)
+            return JobSnapshot(
+                state=shared.state,
+                step=shared.step,
+                total_steps=shared.total_steps,
+                run_path=shared.run_path,
+                records=records,
+                images_per_sec=records[-1].images_per_sec if records else 0.0,
+                elapsed_sec=records[-1].elapsed_sec if records else 0.0,
+                latest_grid=shared.latest_grid,
+                latest_grid_step=shared.latest_grid_step,
+                error=shared.error,
+                batch_size=self.config.batch_size,
+            )
+
+    # The thread.
+
+    def _work(self) -> None:
+        # Imported here: TensorFlow loads only when someone actually trains.
+        from core.data import load_folder
+        from core.trainer import Trainer
+
+        try:
+            run = self._resume_run
+            dataset = load_folder(
+                self.config.resolved_data_dir(project_root()), self.config.resolution_px, self.config.fit_mode
+            )
+            if run is None:
+                run = RunDir.create(self._runs_dir, self.config, describe_dataset(dataset))
+            with self._lock:
+                self._shared.run_path = run.path
+            trainer = Trainer(self.config, dataset.images, run)
+            with self._lock:
+                self._shared.step = int(trainer.step)
+                if self._shared.state == "loading":
+                    self._shared.state = "running"
+            final_state = trainer.run(_JobHooks(self))
+            self._set_state(final_state)
+        except Exception as error:  # the thread must never die silently
+            logger.exception("training job failed")
+            with self._lock:
+                self._shared.state = "failed"
+                self._shared.error = f"{type(error).__name__}: {error}"
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            self._shared.state = state
+
+
+class _JobHooks:
+    """Connects the trainer's hooks to the job's flags and snapshot."""
+
+    def __init__(self, job: TrainingJob) -> None:
+        self._job = job
+
+    def should_stop(self) -> bool:
+        return self._job._stop_requested.is_set()
+
+    def is_paused(self) -> bool:
+        paused = self._job._pause_requested.is_set()
+        with self._job._lock:
+            if self._job._shared.state in ("running", "paused"):
+                self._job._shared.state = "paused" if paused else "running"
+        return paused
+
+    def on_record(self, record) -> None:
+        with self._job._lock:
+            self._job._shared.records.append(record)
+            self._job._shared.step = record.step
+
+    def on_sample(self, step: int, grid: np.ndarray) -> None:
+        with self._job._lock:
+            self._job._shared.latest_grid = grid
+            self._job._shared.latest_grid_step = step
+            self._job._shared.step = max(self._job._shared.step, step)
+
+
+class JobManager:
+    """Holds the process's one job. A second start while one is active returns the active one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._job: TrainingJob | None = None
+
+    def start(
+        self, config: TrainConfig, resume_run: RunDir | None = None, runs_dir: Path | None = None
+    ) -> tuple[TrainingJob, bool]:
+        """(job, started): started is False when a job was already active and is returned instead."""
+        with self._lock:
+            if self._job is not None and self._job.snapshot().is_active:
+                return self._job, False
+            self._job = TrainingJob(config, resume_run, runs_dir)
+            self._job.start()
+            return self._job, True
+
+    @property
+    def current(self) -> TrainingJob | None:
+        with self._lock:
+            return self._job
+
+    def shutdown(self, timeout_sec: float = 30.0) -> None:
+        """Stop the active job and wait for its final checkpoint."""
+        job = self.current
+        if job is not None:
+            job.stop()
+            job.join(timeout_sec)
+
+
+_manager_lock = threading.Lock()
+_manager: JobManager | None = None
+
+
+def job_manager() -> JobManager:
+    """The process-wide JobManager; every tab and page shares it."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = JobManager()
+            atexit.register(_manager.shutdown)
+        return _manager
+
+
+def wait_for(job: TrainingJob, states: tuple[str, ...], timeout_sec: float) -> JobSnapshot:
+    """Poll until the job reaches one of `states` (or the timeout); returns the last snapshot."""
+    deadline = time.monotonic() + timeout_sec
+    snapshot = job.snapshot()
+    while snapshot.state not in states and time.monotonic() < deadline:
+        time.sleep(0.05)
+        snapshot = job.snapshot()
+    return snapshot

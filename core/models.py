@@ -1,0 +1,80 @@
+"""DCGAN generator and discriminator, built for a TrainConfig's resolution.
+
+Radford et al. (2015) style: strided (transposed) convolutions, batch norm and ReLU in G,
+LeakyReLU(0.2) in D, tanh output, weights drawn from N(0, 0.02). Depth follows from the
+resolution: G starts from an s x s map (s in 4..7) and doubles k times; D mirrors it.
+
+D has no batch norm on purpose: the gradient penalties planned for small datasets (R1,
+WGAN-GP) need each image's score to depend on that image alone.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from core.config import MAX_CHANNELS, TrainConfig, resolution_levels
+
+IMAGE_CHANNELS = 3
+LEAKY_SLOPE = 0.2
+BATCH_NORM_MOMENTUM = 0.9  # faster than Keras' 0.99, so short runs get usable inference stats
+
+
+def _init() -> keras.initializers.Initializer:
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def channels_per_level(config: TrainConfig) -> list[int]:
+    """Channels from G's smallest map to its last hidden layer (D uses them reversed)."""
+    _, doublings = resolution_levels(config.resolution_px)
+    return [min(config.width * 2**level, MAX_CHANNELS) for level in reversed(range(doublings))]
+
+
+def build_generator(config: TrainConfig) -> keras.Model:
+    """z (latent_dim) -> image (R, R, 3) in [-1, 1]."""
+    start_px, doublings = resolution_levels(config.resolution_px)
+    channels = channels_per_level(config)
+
+    z = keras.Input(shape=(config.latent_dim,), name="z")
+    x = layers.Dense(start_px * start_px * channels[0], use_bias=False, kernel_initializer=_init())(z)
+    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
+    x = layers.ReLU()(x)
+    x = layers.Reshape((start_px, start_px, channels[0]))(x)
+    # (s, s, channels[0])
+
+    size_px = start_px
+    for level_channels in channels[1:]:
+        x = layers.Conv2DTranspose(
+            level_channels, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init()
+        )(x)
+        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
+        x = layers.ReLU()(x)
+        size_px *= 2
+        assert x.shape[1:] == (size_px, size_px, level_channels), x.shape
+
+    image = layers.Conv2DTranspose(
+        IMAGE_CHANNELS, 4, strides=2, padding="same", activation="tanh", kernel_initializer=_init()
+    )(x)
+    expected = (config.resolution_px, config.resolution_px, IMAGE_CHANNELS)
+    assert image.shape[1:] == expected, (image.shape, expected)
+    return keras.Model(z, image, name=f"generator_{config.resolution_px}px")
+
+
+def build_discriminator(config: TrainConfig) -> keras.Model:
+    """image (R, R, 3) -> one real/fake logit (unbounded; the losses apply the sigmoid)."""
+    start_px, doublings = resolution_levels(config.resolution_px)
+    channels = list(reversed(channels_per_level(config)))
+
+    image = keras.Input(shape=(config.resolution_px, config.resolution_px, IMAGE_CHANNELS), name="image")
+    x = image
+    size_px = config.resolution_px
+    for level_channels in channels:
+        x = layers.Conv2D(level_channels, 4, strides=2, padding="same", kernel_initializer=_init())(x)
+        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE)(x)
+        size_px //= 2
+        assert x.shape[1:] == (size_px, size_px, level_channels), x.shape
+
+    assert size_px == start_px and len(channels) == doublings
+    x = layers.Flatten()(x)
+    logit = layers.Dense(1, kernel_initializer=_init())(x)
+    return keras.Model(image, logit, name=f"discriminator_{config.resolution_px}px")

@@ -1,0 +1,288 @@
+"""The run directory: the contract between training and everything that reads it.
+
+    runs/<run-id>/
+      config.json      {"config": TrainConfig, "dataset": {...}, "versions": {...}}
+      metrics.csv      one row per logged step, appended and flushed
+      samples/         fixed-noise grids, step_000500.png, ...
+      checkpoints/     tf.train.CheckpointManager output
+      generator.keras  the exported (EMA) generator
+      status.json      running / paused / stopped / finished / failed, with a reason
+
+Every small file is written to a temporary name and renamed, so a reader never sees half
+a file. A browser refresh or an app restart finds the same run here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+RUNS_DIR_ENV = "DCGAN_STUDIO_RUNS_DIR"
+RUN_STATES = ("running", "paused", "stopped", "finished", "failed")
+METRIC_FIELDS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec", "elapsed_sec")
+_SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
+
+
+class RunError(ValueError):
+    """A run directory that is missing or cannot be read; the message names it."""
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def default_runs_dir() -> Path:
+    """runs/ beside the code, unless DCGAN_STUDIO_RUNS_DIR points elsewhere."""
+    override = os.environ.get(RUNS_DIR_ENV)
+    return Path(override).expanduser() if override else project_root() / "runs"
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def library_versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def describe_dataset(dataset) -> dict[str, Any]:
+    """What config.json records about the images a run trained on (a core.data.LoadedDataset)."""
+    return {
+        "folder": str(dataset.folder),
+        "image_count": dataset.count,
+        "skipped_count": len(dataset.skipped),
+        "fingerprint": dataset.fingerprint,
+        "files": [str(path.relative_to(dataset.folder)) for path in dataset.paths],
+    }
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and readers/writers of one run. Cheap to build; touches disk only when asked."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def generator_path(self) -> Path:
+        return self.path / "generator.keras"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @classmethod
+    def create(cls, runs_dir: Path, config: TrainConfig, dataset_info: dict[str, Any]) -> "RunDir":
+        """Make a new, uniquely named run directory and write its config.json."""
+        runs_dir = Path(runs_dir)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base_name = f"{stamp}-{config.resolution_px}px"
+        for attempt in range(1000):
+            name = base_name if attempt == 0 else f"{base_name}-{attempt}"
+            try:
+                (runs_dir / name).mkdir()
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise RunError(f"could not create a new run directory in {runs_dir}")
+
+        run = cls(runs_dir / name)
+        run.samples_dir.mkdir()
+        run.checkpoints_dir.mkdir()
+        metadata = {"config": config.to_dict(), "dataset": dataset_info, "versions": library_versions()}
+        atomic_write_text(run.config_path, json.dumps(metadata, indent=2, sort_keys=True))
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        """An existing run; raises RunError naming the folder if it is not a readable run."""
+        run = cls(Path(path))
+        if not run.config_path.is_file():
+            raise RunError(f"'{run.path}' is not a run directory (no config.json in it)")
+        run.read_config()
+        return run
+
+    def read_metadata(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise RunError(f"cannot read {self.config_path}: {error}") from error
+
+    def read_config(self) -> TrainConfig:
+        try:
+            return TrainConfig.from_dict(self.read_metadata()["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunError(f"{self.config_path} does not hold a valid config: {error}") from error
+
+    # Status.
+
+    def write_status(self, state: str, step: int, total_steps: int, reason: str = "") -> None:
+        if state not in RUN_STATES:
+            raise ValueError(f"state={state!r} must be one of {RUN_STATES}")
+        status = {
+            "state": state,
+            "step": int(step),
+            "total_steps": int(total_steps),
+            "reason": reason,
+            "updated_at": time.time(),
+        }
+        atomic_write_text(self.status_path, json.dumps(status, indent=2))
+
+    def read_status(self) -> dict[str, Any]:
+        """The last written status; a run without one (or a garbled one) reads as unknown."""
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {"state": "unknown", "step": 0, "total_steps": 0, "reason": "", "updated_at": 0.0}
+
+    # Metrics.
+
+    def append_metrics(self, rows: list[dict[str, float]]) -> None:
+        """Append rows to metrics.csv (header on first write) and flush to disk."""
+        is_new = not self.metrics_path.exists()
+        with open(self.metrics_path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+            if is_new:
+                writer.writeheader()
+            writer.writerows(rows)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def read_metrics(self) -> dict[str, np.ndarray]:
+        """Columns of metrics.csv as float arrays (empty arrays when nothing is logged yet)."""
+        columns: dict[str, list[float]] = {field: [] for field in METRIC_FIELDS}
+        try:
+            with open(self.metrics_path, newline="", encoding="utf-8") as handle:
+                for row in csv.DictReader(handle):
+                    try:
+                        values = {field: float(row[field]) for field in METRIC_FIELDS}
+                    except (KeyError, TypeError, ValueError):
+                        continue  # a row cut short by a crash mid-write
+                    for field, value in values.items():
+                        columns[field].append(value)
+        except FileNotFoundError:
+            pass
+        return {field: np.asarray(values, dtype=np.float64) for field, values in columns.items()}
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """Drop rows logged after `step`: on resume they would repeat once training redoes them."""
+        if not self.metrics_path.exists():
+            return
+        columns = self.read_metrics()
+        keep = columns["step"] <= step
+        rows = [
+            {field: columns[field][index] for field in METRIC_FIELDS}
+            for index in np.flatnonzero(keep)
+        ]
+        for row in rows:
+            row["step"] = int(row["step"])
+        temporary = self.metrics_path.with_name(".metrics.csv.tmp")
+        with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(temporary, self.metrics_path)
+
+    # Samples.
+
+    def write_sample(self, step: int, grid: np.ndarray) -> Path:
+        path = self.samples_dir / f"step_{step:06d}.png"
+        temporary = path.with_name(f".{path.name}.tmp.png")
+        Image.fromarray(grid).save(temporary)
+        os.replace(temporary, path)
+        return path
+
+    def list_samples(self) -> list[tuple[int, Path]]:
+        """(step, path) of every saved grid, oldest first."""
+        found = []
+        if self.samples_dir.is_dir():
+            for path in self.samples_dir.iterdir():
+                match = _SAMPLE_NAME.fullmatch(path.name)
+                if match:
+                    found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def latest_sample(self) -> tuple[int, Path] | None:
+        samples = self.list_samples()
+        return samples[-1] if samples else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs list. `error` is set for a folder that is not a readable run."""
+
+    run: RunDir
+    config: TrainConfig | None
+    status: dict[str, Any]
+    error: str = ""
+
+
+def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
+    """Every run in runs_dir, newest first; broken folders are listed with their error."""
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    if not runs_dir.is_dir():
+        return []
+    summaries = []
+    for path in sorted(runs_dir.iterdir(), reverse=True):
+        if not path.is_dir() or path.name.startswith("."):
+            continue
+        run = RunDir(path)
+        try:
+            config = run.read_config()
+            summaries.append(RunSummary(run, config, run.read_status()))
+        except RunError as error:
+            summaries.append(RunSummary(run, None, run.read_status(), str(error)))
+    return summaries

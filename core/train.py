@@ -1,0 +1,155 @@
+"""Headless training with the dashboard's config: ``python -m core.train ...``.
+
+    python -m core.train --data GANs_dataset --resolution 32 --steps 2000
+    python -m core.train --resume runs/20261203-120000-32px --steps 4000
+
+Shows a progress bar, logs one line per logged step, and prints the run directory as its
+last line, so scripts can pick it up. Bad arguments exit with status 2 and a message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from core.config import FIT_MODES, TrainConfig
+from core.runs import RunDir, RunError, default_runs_dir, describe_dataset, project_root
+
+logger = logging.getLogger("core.train")
+
+# Command-line flag -> TrainConfig field. One table, so the two never drift apart.
+FLAG_TO_FIELD = {
+    "data": "data_dir",
+    "resolution": "resolution_px",
+    "fit": "fit_mode",
+    "batch_size": "batch_size",
+    "steps": "steps",
+    "lr_g": "learning_rate_g",
+    "lr_d": "learning_rate_d",
+    "beta1": "beta1",
+    "latent_dim": "latent_dim",
+    "width": "width",
+    "ema_decay": "ema_decay",
+    "seed": "seed",
+    "log_every": "log_every_steps",
+    "sample_every": "sample_every_steps",
+    "checkpoint_every": "checkpoint_every_steps",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m core.train", description="Train a DCGAN on a folder of photos, without the dashboard."
+    )
+    parser.add_argument("--data", help=f"folder of images (default {defaults.data_dir})")
+    parser.add_argument("--resolution", type=int, help=f"square size in pixels (default {defaults.resolution_px})")
+    parser.add_argument("--fit", choices=FIT_MODES, help="make photos square by padding or cropping")
+    parser.add_argument("--batch-size", type=int, help=f"images per step (default {defaults.batch_size})")
+    parser.add_argument("--steps", type=int, help=f"total training steps (default {defaults.steps})")
+    parser.add_argument("--lr-g", type=float, help=f"generator learning rate (default {defaults.learning_rate_g})")
+    parser.add_argument("--lr-d", type=float, help=f"discriminator learning rate (default {defaults.learning_rate_d})")
+    parser.add_argument("--beta1", type=float, help=f"Adam beta1 (default {defaults.beta1})")
+    parser.add_argument("--latent-dim", type=int, help=f"size of z (default {defaults.latent_dim})")
+    parser.add_argument("--width", type=int, help=f"base channel count (default {defaults.width})")
+    parser.add_argument("--ema-decay", type=float, help=f"averaged-generator decay, 0 = off (default {defaults.ema_decay})")
+    parser.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
+    parser.add_argument("--log-every", type=int, help=f"steps between log lines (default {defaults.log_every_steps})")
+    parser.add_argument("--sample-every", type=int, help=f"steps between sample grids (default {defaults.sample_every_steps})")
+    parser.add_argument(
+        "--checkpoint-every", type=int, help=f"steps between checkpoints (default {defaults.checkpoint_every_steps})"
+    )
+    parser.add_argument("--runs-dir", type=Path, help="where run directories go (default runs/)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run to --steps total steps")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, RunDir | None]:
+    """The config to train with, and the run to resume (None for a new run)."""
+    given = {
+        field: getattr(args, flag) for flag, field in FLAG_TO_FIELD.items() if getattr(args, flag) is not None
+    }
+    if args.resume is None:
+        return TrainConfig(**given), None
+
+    # A resumed run keeps its own architecture and data; only the length may change.
+    run = RunDir.open(args.resume)
+    ignored = sorted(set(given) - {"steps"})
+    if ignored:
+        raise ValueError(f"--resume keeps the run's own settings; remove {', '.join(ignored)} (only --steps may change)")
+    config = run.read_config()
+    if "steps" in given:
+        config = config.replace(steps=given["steps"])
+    return config, run
+
+
+class _ProgressHooks:
+    """Draws a Keras progress bar and stops cleanly on Ctrl+C or SIGTERM."""
+
+    def __init__(self, total_steps: int, start_step: int) -> None:
+        import keras
+
+        self._bar = keras.utils.Progbar(total_steps, stateful_metrics=["D loss", "G loss", "img/s"])
+        self._bar.update(start_step)
+        self._stop = False
+
+    def request_stop(self, *_unused) -> None:
+        logger.warning("stopping after the current step; a checkpoint will be written")
+        self._stop = True
+
+    def should_stop(self) -> bool:
+        return self._stop
+
+    def is_paused(self) -> bool:
+        return False
+
+    def on_record(self, record) -> None:
+        self._bar.update(
+            record.step,
+            values=[("D loss", record.d_loss), ("G loss", record.g_loss), ("img/s", record.images_per_sec)],
+        )
+
+    def on_sample(self, step: int, grid) -> None:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+    try:
+        config, run = config_from_args(args)
+    except (ValueError, RunError) as error:
+        parser.error(str(error))
+
+    from core.data import DatasetError, load_folder  # TensorFlow loads only past argument checks
+
+    try:
+        dataset = load_folder(config.resolved_data_dir(project_root()), config.resolution_px, config.fit_mode)
+    except DatasetError as error:
+        parser.error(str(error))
+    logger.info("training on %d images from %s (%d skipped)", dataset.count, dataset.folder, len(dataset.skipped))
+    for skipped in dataset.skipped:
+        logger.warning("skipped %s: %s", skipped.path, skipped.reason)
+
+    from core.trainer import Trainer
+
+    if run is None:
+        run = RunDir.create(args.runs_dir or default_runs_dir(), config, describe_dataset(dataset))
+    trainer = Trainer(config, dataset.images, run)
+    hooks = _ProgressHooks(config.steps, int(trainer.step))
+    signal.signal(signal.SIGINT, hooks.request_stop)
+    signal.signal(signal.SIGTERM, hooks.request_stop)
+
+    state = trainer.run(hooks)
+    logger.info("run %s %s at step %d", run.run_id, state, int(trainer.step))
+    print(run.path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Plotly figures built from a run's metrics columns (as returned by RunDir.read_metrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.runs import METRIC_FIELDS
+
+_COLOURS = {"d_loss": "#d62728", "g_loss": "#1f77b4", "d_real": "#2ca02c", "d_fake": "#ff7f0e"}
+_LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+def training_curves(metrics: dict[str, np.ndarray], height_px: int = 420) -> go.Figure:
+    """Losses on the left, D's mean verdicts on real and generated images on the right."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Discriminator outputs"))
+    steps = metrics.get("step", np.array([]))
+    for column, name in enumerate((("d_loss", "g_loss"), ("d_real", "d_fake")), start=1):
+        for field in name:
+            figure.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=metrics.get(field, np.array([])),
+                    name=_LABELS[field],
+                    mode="lines",
+                    line={"color": _COLOURS[field], "width": 2},
+                ),
+                row=1,
+                col=column,
+            )
+    figure.update_xaxes(title_text="step")
+    figure.update_yaxes(range=[0, 1], row=1, col=2)
+    figure.update_layout(height=height_px, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h"})
+    return figure
+
+
+def records_to_columns(records) -> dict[str, np.ndarray]:
+    """StepRecords (a live job's snapshot) -> the same columns metrics.csv gives."""
+    return {
+        field: np.array([getattr(record, field) for record in records], dtype=np.float64)
+        for field in METRIC_FIELDS
+    }
