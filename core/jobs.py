@@ -130,8 +130,8 @@ class TrainingJob:
         from core.data import load_folder
         from core.trainer import Trainer
 
+        run = self._resume_run
         try:
-            run = self._resume_run
             dataset = load_folder(
                 self.config.resolved_data_dir(project_root()), self.config.resolution_px, self.config.fit_mode
             )
@@ -148,9 +148,16 @@ class TrainingJob:
             self._set_state(final_state)
         except Exception as error:  # the thread must never die silently
             logger.exception("training job failed")
+            message = f"{type(error).__name__}: {error}"
+            if run is not None and run.read_status().get("state") != "failed":
+                # The trainer records its own failures; this covers those before it ran.
+                try:
+                    run.write_status("failed", self._shared.step, self.config.steps, message)
+                except OSError:
+                    logger.exception("could not record the failure in %s", run.path)
             with self._lock:
                 self._shared.state = "failed"
-                self._shared.error = f"{type(error).__name__}: {error}"
+                self._shared.error = message
 
     def _set_state(self, state: str) -> None:
         with self._lock:

@@ -49,14 +49,18 @@ def slerp(start: np.ndarray, end: np.ndarray, fraction: float) -> np.ndarray:
     return (start_weight * start + end_weight * end).astype(np.float32)
 
 
-def interpolate(start: np.ndarray, end: np.ndarray, frames: int, method: str = "slerp") -> np.ndarray:
-    """(frames, latent_dim) path from start to end inclusive."""
+def blend(start: np.ndarray, end: np.ndarray, fraction: float, method: str = "slerp") -> np.ndarray:
+    """The point `fraction` of the way from start to end along a slerp or lerp path."""
     if method not in INTERPOLATION_METHODS:
         raise ValueError(f"method={method!r} must be one of {INTERPOLATION_METHODS}")
+    return slerp(start, end, fraction) if method == "slerp" else lerp(start, end, fraction)
+
+
+def interpolate(start: np.ndarray, end: np.ndarray, frames: int, method: str = "slerp") -> np.ndarray:
+    """(frames, latent_dim) path from start to end inclusive."""
     if frames < 2:
         raise ValueError(f"frames={frames} must be at least 2")
-    blend = slerp if method == "slerp" else lerp
-    return np.stack([blend(start, end, fraction) for fraction in np.linspace(0.0, 1.0, frames)])
+    return np.stack([blend(start, end, fraction, method) for fraction in np.linspace(0.0, 1.0, frames)])
 
 
 def generate_images(generator, z: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -4,6 +4,9 @@ Radford et al. (2015) style: strided (transposed) convolutions, batch norm and R
 LeakyReLU(0.2) in D, tanh output, weights drawn from N(0, 0.02). Depth follows from the
 resolution: G starts from an s x s map (s in 4..7) and doubles k times; D mirrors it.
 
+Every layer is named after the size it produces: Keras' automatic names are per thread,
+so a model built in the training thread could otherwise get two layers of the same name.
+
 D has no batch norm on purpose: the gradient penalties planned for small datasets (R1,
 WGAN-GP) need each image's score to depend on that image alone.
 """
@@ -36,24 +39,26 @@ def build_generator(config: TrainConfig) -> keras.Model:
     channels = channels_per_level(config)
 
     z = keras.Input(shape=(config.latent_dim,), name="z")
-    x = layers.Dense(start_px * start_px * channels[0], use_bias=False, kernel_initializer=_init())(z)
-    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
-    x = layers.ReLU()(x)
-    x = layers.Reshape((start_px, start_px, channels[0]))(x)
+    x = layers.Dense(start_px * start_px * channels[0], use_bias=False, kernel_initializer=_init(), name="project")(z)
+    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name="project_norm")(x)
+    x = layers.ReLU(name="project_relu")(x)
+    x = layers.Reshape((start_px, start_px, channels[0]), name="to_map")(x)
     # (s, s, channels[0])
 
     size_px = start_px
     for level_channels in channels[1:]:
-        x = layers.Conv2DTranspose(
-            level_channels, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init()
-        )(x)
-        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM)(x)
-        x = layers.ReLU()(x)
         size_px *= 2
+        x = layers.Conv2DTranspose(
+            level_channels, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init(),
+            name=f"up_{size_px}px",
+        )(x)
+        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"up_{size_px}px_norm")(x)
+        x = layers.ReLU(name=f"up_{size_px}px_relu")(x)
         assert x.shape[1:] == (size_px, size_px, level_channels), x.shape
 
     image = layers.Conv2DTranspose(
-        IMAGE_CHANNELS, 4, strides=2, padding="same", activation="tanh", kernel_initializer=_init()
+        IMAGE_CHANNELS, 4, strides=2, padding="same", activation="tanh", kernel_initializer=_init(),
+        name=f"to_rgb_{config.resolution_px}px",
     )(x)
     expected = (config.resolution_px, config.resolution_px, IMAGE_CHANNELS)
     assert image.shape[1:] == expected, (image.shape, expected)
@@ -69,12 +74,14 @@ def build_discriminator(config: TrainConfig) -> keras.Model:
     x = image
     size_px = config.resolution_px
     for level_channels in channels:
-        x = layers.Conv2D(level_channels, 4, strides=2, padding="same", kernel_initializer=_init())(x)
-        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE)(x)
         size_px //= 2
+        x = layers.Conv2D(
+            level_channels, 4, strides=2, padding="same", kernel_initializer=_init(), name=f"down_{size_px}px"
+        )(x)
+        x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"down_{size_px}px_leaky")(x)
         assert x.shape[1:] == (size_px, size_px, level_channels), x.shape
 
     assert size_px == start_px and len(channels) == doublings
-    x = layers.Flatten()(x)
-    logit = layers.Dense(1, kernel_initializer=_init())(x)
+    x = layers.Flatten(name="flatten")(x)
+    logit = layers.Dense(1, kernel_initializer=_init(), name="logit")(x)
     return keras.Model(image, logit, name=f"discriminator_{config.resolution_px}px")

@@ -15,12 +15,14 @@ a file. A browser refresh or an app restart finds the same run here.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
 import platform
 import re
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,9 @@ class RunDir:
     """Paths and readers/writers of one run. Cheap to build; touches disk only when asked."""
 
     path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))  # accept str too, as callers pass either
 
     @property
     def run_id(self) -> str:
@@ -258,6 +263,30 @@ class RunDir:
     def latest_sample(self) -> tuple[int, Path] | None:
         samples = self.list_samples()
         return samples[-1] if samples else None
+
+    def samples_zip(self) -> bytes:
+        """Every saved grid in one zip archive, in memory, for a download button."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for _, path in self.list_samples():
+                archive.write(path, arcname=f"{self.run_id}/samples/{path.name}")
+        return buffer.getvalue()
+
+    # The exported generator.
+
+    def load_generator(self):
+        """The exported generator as a Keras model, loaded in safe mode (no arbitrary code).
+
+        Raises RunError when the run has not exported one yet or the file does not load.
+        """
+        import keras  # imported here so listing runs stays light
+
+        if not self.generator_path.is_file():
+            raise RunError(f"run '{self.run_id}' has no generator.keras yet (it is written at each checkpoint)")
+        try:
+            return keras.saving.load_model(self.generator_path, compile=False, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a damaged archive
+            raise RunError(f"cannot load {self.generator_path}: {type(error).__name__}: {error}") from error
 
 
 @dataclass(frozen=True)

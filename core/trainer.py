@@ -246,6 +246,8 @@ class Trainer:
 
             if step % config.sample_every_steps == 0 or step == config.steps:
                 self._save_sample(hooks, step)
+                # Other processes (a dashboard watching a CLI run) read progress from here.
+                run.write_status("running", step, config.steps)
             if step % config.checkpoint_every_steps == 0 or step == config.steps:
                 self.save_checkpoint()
 

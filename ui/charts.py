@@ -31,7 +31,11 @@ def training_curves(metrics: dict[str, np.ndarray], height_px: int = 420) -> go.
             )
     figure.update_xaxes(title_text="step")
     figure.update_yaxes(range=[0, 1], row=1, col=2)
-    figure.update_layout(height=height_px, margin={"l": 40, "r": 10, "t": 40, "b": 40}, legend={"orientation": "h"})
+    figure.update_layout(
+        height=height_px,
+        margin={"l": 40, "r": 10, "t": 40, "b": 90},
+        legend={"orientation": "h", "x": 0.0, "y": -0.25},  # below the axis titles, not over them
+    )
     return figure
 
 

@@ -1,0 +1,198 @@
+"""Train page: settings, Start, and a live view of the background training job.
+
+The job runs in a thread owned by ``core.jobs``; this page only reads its snapshot,
+inside a fragment that reruns about once a second while the job is active.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import supported_resolutions
+from core.jobs import JobSnapshot
+from core.runs import RunDir, RunSummary
+from ui.charts import records_to_columns, training_curves
+from ui.state import (
+    PERSIST,
+    config_from_session,
+    format_duration,
+    load_chosen_dataset,
+    runs_dir,
+    shared_job_manager,
+)
+from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, readable_runs, show_picture
+
+LIVE_REFRESH_SEC = 1.0
+BATCH_SIZES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 256)
+LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3)
+LATENT_SIZES = (8, 16, 32, 64, 100, 128, 256, 512)
+WIDTHS = (8, 16, 32, 48, 64, 96, 128)
+EMA_DECAYS = (0.0, 0.9, 0.99, 0.995, 0.999, 0.9995, 0.9999)
+
+
+def settings_panel(disabled: bool) -> None:
+    """Every training setting, written straight into session state under its config name."""
+    model, optimiser, schedule = st.columns(3, gap="large")
+    with model:
+        st.markdown("**Model**")
+        st.select_slider("Resolution (pixels)", supported_resolutions(), key="resolution_px",
+                         persist_state=PERSIST, disabled=disabled)
+        st.select_slider("Latent size (length of z)", LATENT_SIZES, key="latent_dim",
+                         persist_state=PERSIST, disabled=disabled)
+        st.select_slider("Network width (channels of the widest-resolution layer)", WIDTHS, key="width",
+                         persist_state=PERSIST, disabled=disabled,
+                         help="Doubled at each lower resolution up to 512. Smaller is faster; 32 suits a few hundred photos.")
+        st.select_slider("Generator averaging (EMA decay, 0 = off)", EMA_DECAYS, key="ema_decay",
+                         persist_state=PERSIST, disabled=disabled,
+                         help="Samples and the exported model use an average of G's recent weights: smoother faces.")
+    with optimiser:
+        st.markdown("**Optimisers**")
+        st.select_slider("Learning rate of G", LEARNING_RATES, key="learning_rate_g", format_func="{:g}".format,
+                         persist_state=PERSIST, disabled=disabled)
+        st.select_slider("Learning rate of D", LEARNING_RATES, key="learning_rate_d", format_func="{:g}".format,
+                         persist_state=PERSIST, disabled=disabled)
+        st.slider("Adam beta1", 0.0, 0.95, step=0.05, key="beta1", persist_state=PERSIST, disabled=disabled,
+                  help="0.5 as in the DCGAN paper; higher values make GAN training oscillate.")
+        st.select_slider("Batch size (real images per step)", BATCH_SIZES, key="batch_size",
+                         persist_state=PERSIST, disabled=disabled)
+    with schedule:
+        st.markdown("**Schedule**")
+        st.number_input("Training steps", min_value=1, max_value=10_000_000, step=100, key="steps",
+                        persist_state=PERSIST, disabled=disabled,
+                        help="One step = one update of D and one of G.")
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+                        persist_state=PERSIST, disabled=disabled)
+        st.number_input("Save a sample grid every … steps", min_value=1, step=50, key="sample_every_steps",
+                        persist_state=PERSIST, disabled=disabled)
+        st.number_input("Save a checkpoint every … steps", min_value=1, step=100, key="checkpoint_every_steps",
+                        persist_state=PERSIST, disabled=disabled)
+
+
+def start_training() -> None:
+    """Start button callback: validate the settings and hand them to the job manager."""
+    try:
+        config = config_from_session()
+    except ValueError as error:
+        st.session_state["start_message"] = ("error", f"Cannot start: {error}")
+        return
+    _, started = shared_job_manager().start(config, runs_dir=runs_dir())
+    if not started:
+        st.session_state["start_message"] = ("info", "A run is already training; this page shows it.")
+
+
+def continue_run(run: RunDir) -> None:
+    """Continue button callback: resume a stopped run from its last checkpoint."""
+    _, started = shared_job_manager().start(run.read_config(), resume_run=run, runs_dir=runs_dir())
+    if not started:
+        st.session_state["start_message"] = ("info", "A run is already training; this page shows it.")
+
+
+def show_live_job(snapshot: JobSnapshot) -> None:
+    """State, controls, progress, speed, curves and the newest fixed-noise grid of the active job."""
+    job = shared_job_manager().current
+    run_name = snapshot.run_path.name if snapshot.run_path is not None else "new run"
+    header, pause_column, stop_column = st.columns([6, 1, 1], vertical_alignment="center")
+    header.markdown(f"{STATE_ICONS[snapshot.state]} **{snapshot.state.capitalize()}** · `{run_name}`")
+    if snapshot.state == "paused":
+        pause_column.button("Resume", key="resume", on_click=job.resume, icon=":material/play_arrow:")
+    else:
+        pause_column.button("Pause", key="pause", on_click=job.pause, icon=":material/pause:",
+                            disabled=snapshot.state not in ("running", "loading"))
+    stop_column.button("Stop", key="stop", on_click=job.stop, icon=":material/stop:", type="primary",
+                       disabled=snapshot.state == "stopping")
+
+    eta = format_duration(snapshot.eta_sec)
+    st.progress(min(snapshot.progress, 1.0), text=f"step {snapshot.step} of {snapshot.total_steps} · ETA {eta}")
+    if snapshot.state == "loading":
+        st.caption("Loading images and building the networks (the first step compiles the model)…")
+
+    numbers = st.columns(4)
+    numbers[0].metric("Images / s", f"{snapshot.images_per_sec:.0f}")
+    numbers[1].metric("Elapsed", format_duration(snapshot.elapsed_sec))
+    numbers[2].metric("ETA", eta)
+    if snapshot.records:
+        last = snapshot.records[-1]
+        numbers[3].metric("D(x) / D(G(z))", f"{last.d_real:.2f} / {last.d_fake:.2f}")
+
+    curves, grid = st.columns([3, 2], gap="large")
+    with curves:
+        st.plotly_chart(training_curves(records_to_columns(snapshot.records)), key="live_curves")
+    with grid:
+        if snapshot.latest_grid is not None:
+            show_picture(snapshot.latest_grid, f"fixed noise · step {snapshot.latest_grid_step}")
+        else:
+            st.caption("The first sample grid appears after the first sample interval.")
+
+
+def show_finished_run(summary: RunSummary) -> None:
+    """The newest run on disk: its outcome, curves and last grid, and Continue if it stopped early."""
+    status, run = summary.status, summary.run
+    state = status.get("state", "unknown")
+    st.markdown(
+        f"{STATE_ICONS.get(state, '')} Last run `{run.run_id}`: **{state}** at step "
+        f"{status.get('step', 0)} of {status.get('total_steps', 0)}"
+    )
+    if state == "failed":
+        st.error(f"Training failed: {status.get('reason', 'no reason recorded')}")
+    if state in ("stopped", "failed") and run.checkpoints_dir.is_dir() and any(run.checkpoints_dir.iterdir()):
+        st.button("Continue this run", key="continue", on_click=continue_run, args=(run,), icon=":material/resume:")
+
+    curves, grid = st.columns([3, 2], gap="large")
+    with curves:
+        metrics = run.read_metrics()
+        if len(metrics["step"]):
+            st.plotly_chart(training_curves(metrics), key="run_curves")
+    with grid:
+        latest = latest_grid_of(run)
+        if latest is not None:
+            show_picture(latest[1], f"fixed noise · step {latest[0]}")
+
+
+st.title("Train")
+
+snapshot = current_snapshot()
+active = snapshot is not None and snapshot.is_active
+
+dataset, problem = load_chosen_dataset()
+if dataset is None:
+    st.error(f"{problem} Choose the images on the Data page.")
+else:
+    st.caption(
+        f"{dataset.count} images from `{dataset.folder}` at {st.session_state['resolution_px']} px "
+        f"({st.session_state['fit_mode']}). Change them on the Data page."
+    )
+
+with st.expander("Settings", expanded=not active):
+    settings_panel(disabled=active)
+
+st.button(
+    "Start training",
+    key="start",
+    type="primary",
+    icon=":material/play_arrow:",
+    on_click=start_training,
+    disabled=active or dataset is None,
+)
+kind, message = st.session_state.pop("start_message", ("", ""))
+if message:
+    getattr(st, kind)(message)
+
+
+@st.fragment(run_every=LIVE_REFRESH_SEC if active else None)
+def live_panel() -> None:
+    snapshot = current_snapshot()
+    if snapshot is not None and snapshot.is_active:
+        show_live_job(snapshot)
+        return
+    if active:
+        st.rerun(scope="app")  # the job just ended: redraw the page with the controls enabled
+    if snapshot is not None and snapshot.state == "failed" and snapshot.run_path is None:
+        st.error(f"Training failed before it started: {snapshot.error}")
+    summaries = readable_runs()
+    if summaries:
+        show_finished_run(summaries[0])
+    else:
+        st.info("No run yet: press Start training.")
+
+
+live_panel()

@@ -1,0 +1,184 @@
+"""AppTest runs of every page: they render without exceptions and do what their controls say.
+
+The tests run the app in-process, so the training job a page starts is the same
+``core.jobs`` job the test can wait on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import write_blob_faces
+from core.jobs import job_manager
+
+DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
+PAGE_TIMEOUT_SEC = 60
+TINY_SETTINGS = {
+    "resolution_px": 16,
+    "width": 8,
+    "latent_dim": 8,
+    "batch_size": 4,
+    "steps": 6,
+    "sample_every_steps": 2,
+    "checkpoint_every_steps": 3,
+}
+
+
+def open_page(page: str, **session_values) -> AppTest:
+    """The app switched to `page`, with session values set before its first run."""
+    app = AppTest.from_file(DASHBOARD, default_timeout=PAGE_TIMEOUT_SEC)
+    for name, value in session_values.items():
+        app.session_state[name] = value
+    app.run()
+    if page != "pages/0_Home.py":
+        app.switch_page(page).run()
+    assert not app.exception, [item.message for item in app.exception]
+    return app
+
+
+def wait_until(condition, timeout_sec: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_sec
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def no_job_left_running():
+    yield
+    job_manager().shutdown(timeout_sec=60)
+
+
+def test_home_page_shows_the_default_dataset_and_links_to_every_page():
+    app = open_page("pages/0_Home.py")
+
+    assert any("100 images" in markdown.value for markdown in app.markdown)
+    assert len(app.image) == 1
+    linked = {link.proto.page for link in app.get("page_link")}
+    assert {"pages/1_Data.py", "pages/2_Train.py", "pages/3_Latent_space.py", "pages/4_Runs.py"} <= linked
+
+
+def test_data_page_previews_a_typed_folder_and_lists_skipped_files_with_reasons(tmp_path):
+    folder = tmp_path / "photos"
+    write_blob_faces(folder, 5)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    app = open_page("pages/1_Data.py")
+
+    app.text_input(key="data_dir").input(str(folder)).run()
+
+    assert not app.exception
+    metrics = {metric.label: metric.value for metric in app.metric}
+    assert metrics["Images used"] == "5"
+    assert metrics["Files skipped"] == "1"
+    skipped_table = app.dataframe[0].value
+    assert list(skipped_table["file"]) == ["broken.jpg"]
+    assert "not an image" in skipped_table["reason"][0]
+    assert len(app.image) == 1
+
+
+def test_data_page_names_a_missing_folder_in_its_error(tmp_path):
+    app = open_page("pages/1_Data.py")
+
+    app.text_input(key="data_dir").input(str(tmp_path / "no such folder")).run()
+
+    assert not app.exception
+    assert any("no such folder" in error.value and "does not exist" in error.value for error in app.error)
+
+
+def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):
+    app = open_page("pages/2_Train.py", data_dir=str(face_folder), **TINY_SETTINGS)
+    assert not app.button(key="start").disabled
+
+    app.button(key="start").click().run()
+    job = job_manager().current
+    assert job is not None
+    wait_until(lambda: job.snapshot().latest_grid is not None or not job.snapshot().is_active)
+    app.run()
+    assert not app.exception
+    if job.snapshot().is_active:
+        assert {"Images / s", "Elapsed", "ETA"} <= {metric.label for metric in app.metric}
+        assert app.button(key="start").disabled
+
+    assert job.join(120)
+    app.run()
+    assert not app.exception
+    snapshot = job.snapshot()
+    assert snapshot.state == "finished", snapshot.error
+    assert any("fixed noise · step 6" in caption for image in app.image for caption in image.captions)
+    assert len(app.get("plotly_chart")) == 1
+    assert not app.button(key="start").disabled
+
+
+def test_a_second_start_attaches_to_the_running_job_instead_of_starting_another(face_folder):
+    first_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**TINY_SETTINGS, "steps": 400})
+    second_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**TINY_SETTINGS, "steps": 400})
+
+    first_tab.button(key="start").click().run()
+    job = job_manager().current
+    second_tab.run()
+    assert second_tab.button(key="start").disabled
+
+    # A click that raced the first (the button was still enabled in that tab) attaches.
+    started_again = job_manager().start(job.config)[1]
+    assert started_again is False
+    assert job_manager().current is job
+
+    second_tab.button(key="stop").click().run()
+    assert job.join(60)
+    assert job.snapshot().state == "stopped"
+
+
+def test_train_page_refuses_to_start_when_the_folder_has_no_images(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = open_page("pages/2_Train.py", data_dir=str(empty))
+
+    assert app.button(key="start").disabled
+    assert any("contains no image files" in error.value for error in app.error)
+
+
+def test_latent_space_page_draws_seeds_and_follows_the_interpolation_controls(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
+    assert len(app.image) == 3  # seed grid, the single frame, the strip of frames
+
+    app.number_input(key="latent_to_seed").set_value(7).run()
+    app.slider(key="latent_position").set_value(1.0).run()
+    app.radio(key="latent_method").set_value("lerp").run()
+
+    assert not app.exception
+    assert any("1.00 of the way from seed 0 to 7" in caption for image in app.image for caption in image.captions)
+
+
+def test_latent_space_page_explains_when_no_run_has_a_generator():
+    app = open_page("pages/3_Latent_space.py")
+
+    assert any("No run has exported a generator" in info.value for info in app.info)
+
+
+def test_runs_page_lists_the_run_with_its_grid_curves_and_downloads(runs_dir_with_tiny_run):
+    app = open_page("pages/4_Runs.py")
+
+    (run_path,) = runs_dir_with_tiny_run.iterdir()
+    assert app.selectbox(key="runs_selected").value == run_path.name
+    assert len(app.image) == 1
+    assert len(app.get("plotly_chart")) == 1
+    downloads = {button.label: button for button in app.download_button}
+    assert {"Generator (.keras)", "Metrics (csv)"} <= set(downloads)
+    assert not any(button.disabled for button in downloads.values())
+
+
+def test_runs_page_lists_a_broken_run_folder_without_failing(runs_dir_with_tiny_run):
+    (runs_dir_with_tiny_run / "not-a-run").mkdir()
+    (runs_dir_with_tiny_run / "garbled").mkdir()
+    (runs_dir_with_tiny_run / "garbled" / "config.json").write_text("{ this is not json")
+
+    app = open_page("pages/4_Runs.py")
+
+    warnings = " ".join(warning.value for warning in app.warning)
+    assert "not-a-run" in warnings and "garbled" in warnings
+    assert len(app.image) == 1

@@ -1,0 +1,83 @@
+"""Small view pieces more than one page draws: pictures, run labels, the run being watched."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.imaging import enlarge
+from core.jobs import JobSnapshot
+from core.runs import RunDir, RunSummary, list_runs
+from ui.state import runs_dir, shared_job_manager
+
+STATE_ICONS = {  # Streamlit bundles Material icons, so they render without system emoji fonts
+    "loading": ":material/hourglass_top:",
+    "running": ":material/play_circle:",
+    "paused": ":material/pause_circle:",
+    "stopping": ":material/stop_circle:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "failed": ":material/error:",
+    "unknown": ":material/help:",
+}
+
+
+def show_picture(picture: np.ndarray, caption: str = "", min_side_px: int = 384) -> None:
+    """A uint8 picture scaled up by whole pixels, so small faces stay crisp on screen."""
+    st.image(enlarge(picture, min_side_px), caption=caption or None)
+
+
+def current_snapshot() -> JobSnapshot | None:
+    """The snapshot of this process's job (running or last finished), or None if none ran yet."""
+    job = shared_job_manager().current
+    return job.snapshot() if job is not None else None
+
+
+def run_label(summary: RunSummary) -> str:
+    """'20261203-120000-32px — finished, step 2000/2000' for select boxes."""
+    if summary.error:
+        return f"{summary.run.run_id} — broken"
+    status = summary.status
+    state = status.get("state", "unknown")
+    return f"{summary.run.run_id} — {state}, step {status.get('step', 0)}/{status.get('total_steps', 0)}"
+
+
+def readable_runs() -> list[RunSummary]:
+    """Runs that parse, newest first (broken folders are shown by the Runs page only)."""
+    return [summary for summary in list_runs(runs_dir()) if not summary.error]
+
+
+def pick_run(label: str, key: str, require_generator: bool = False) -> RunSummary | None:
+    """A select box of runs, defaulting to the one the current job trains, else the newest."""
+    summaries = readable_runs()
+    if require_generator:
+        summaries = [summary for summary in summaries if summary.run.generator_path.is_file()]
+    if not summaries:
+        return None
+
+    snapshot = current_snapshot()
+    default_index = 0
+    if snapshot is not None and snapshot.run_path is not None:
+        for index, summary in enumerate(summaries):
+            if summary.run.path == snapshot.run_path:
+                default_index = index
+    ids = [summary.run.run_id for summary in summaries]
+    if st.session_state.get(key) not in ids:
+        st.session_state[key] = ids[default_index]
+    by_id = {summary.run.run_id: summary for summary in summaries}
+    chosen = st.selectbox(
+        label, ids, key=key, format_func=lambda run_id: run_label(by_id[run_id]), persist_state="session"
+    )
+    return by_id[chosen]
+
+
+def latest_grid_of(run: RunDir) -> tuple[int, np.ndarray] | None:
+    """(step, picture) of the newest saved fixed-noise grid of a run."""
+    from PIL import Image
+
+    latest = run.latest_sample()
+    if latest is None:
+        return None
+    step, path = latest
+    with Image.open(path) as image:
+        return step, np.asarray(image.convert("RGB"))
