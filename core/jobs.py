@@ -86,6 +86,11 @@ class TrainingJob:
     # Control, from any thread.
 
     def start(self) -> None:
+        # TensorFlow is imported by the caller's thread, before the training thread exists:
+        # two threads importing the same heavy packages at once can see half-imported
+        # modules. Later imports are free, so only the first Start pays the few seconds.
+        import core.trainer  # noqa: F401
+
         self._thread.start()
 
     def pause(self) -> None:
@@ -126,7 +131,6 @@ class TrainingJob:
     # The thread.
 
     def _work(self) -> None:
-        # Imported here: TensorFlow loads only when someone actually trains.
         from core.data import load_folder
         from core.trainer import Trainer
 

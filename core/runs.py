@@ -172,6 +172,12 @@ class RunDir:
         except (KeyError, TypeError, ValueError) as error:
             raise RunError(f"{self.config_path} does not hold a valid config: {error}") from error
 
+    def update_config(self, config: TrainConfig) -> None:
+        """Rewrite the stored settings (e.g. a resume's new step count); the rest is kept."""
+        metadata = self.read_metadata()
+        metadata["config"] = config.to_dict()
+        atomic_write_text(self.config_path, json.dumps(metadata, indent=2, sort_keys=True))
+
     # Status.
 
     def write_status(self, state: str, step: int, total_steps: int, reason: str = "") -> None:

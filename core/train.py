@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if run is None:
         run = RunDir.create(args.runs_dir or default_runs_dir(), config, describe_dataset(dataset))
-    trainer = Trainer(config, dataset.images, run)
+    try:
+        trainer = Trainer(config, dataset.images, run)
+    except ValueError as error:  # e.g. resuming to fewer steps than the run has done
+        parser.error(str(error))
     hooks = _ProgressHooks(config.steps, int(trainer.step))
     signal.signal(signal.SIGINT, hooks.request_stop)
     signal.signal(signal.SIGTERM, hooks.request_stop)

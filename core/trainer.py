@@ -101,11 +101,20 @@ class Trainer:
         if self.checkpoint_manager.latest_checkpoint:
             self.checkpoint.restore(self.checkpoint_manager.latest_checkpoint).expect_partial()
             logger.info("resumed %s at step %d", run.run_id, int(self.step))
+            if int(self.step) >= config.steps:
+                raise ValueError(
+                    f"steps={config.steps} must be more than the {int(self.step)} steps run "
+                    f"'{run.run_id}' has already done"
+                )
+            # A longer resume is recorded, so config.json always states the run's target.
+            run.update_config(config)
 
         # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
-        self.train_step = tf.function(self._train_step, jit_compile=True)
-        self.discriminator_step = tf.function(self._discriminator_step)
-        self.generator_step = tf.function(self._generator_step)
+        # The step has no tensor-dependent Python control flow, so AutoGraph is off: its
+        # source rewriting of these methods failed intermittently in a background thread.
+        self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
+        self.discriminator_step = tf.function(self._discriminator_step, autograph=False)
+        self.generator_step = tf.function(self._generator_step, autograph=False)
 
     # The step.
 

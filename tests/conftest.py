@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -65,7 +66,12 @@ def tiny_run(tmp_path_factory) -> RunDir:
 
     base = tmp_path_factory.mktemp("tiny")
     write_blob_faces(base / "faces", 12)
-    assert main(["--data", str(base / "faces"), "--runs-dir", str(base / "runs"), *TINY_RUN_ARGS]) == 0
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert main(["--data", str(base / "faces"), "--runs-dir", str(base / "runs"), *TINY_RUN_ARGS]) == 0
+    finally:
+        for number, handler in handlers.items():  # main() installs its own Ctrl+C handler
+            signal.signal(number, handler)
     (run_path,) = (base / "runs").iterdir()
     return RunDir.open(run_path)
 

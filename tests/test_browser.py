@@ -87,12 +87,13 @@ def test_a_user_starts_training_in_chromium_sees_faces_switches_pages_and_stops(
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/Train")
+        main = page.get_by_test_id("stMainBlockContainer")  # not Streamlit's own header buttons
         expect(page.get_by_role("heading", name="Train")).to_be_visible(timeout=60_000)
 
         # A long run, so it is still going when we come back; grids every 5 steps.
         set_number(page, "Training steps", 100_000)
         set_number(page, "Save a sample grid every … steps", 5)
-        page.get_by_role("button", name="Start training").click()
+        main.get_by_role("button", name="Start training").click()
         expect(page.get_by_text("fixed noise · step")).to_be_visible(timeout=GRID_TIMEOUT_MS)
         expect(page.get_by_text("Running", exact=True)).to_be_visible()
         page.screenshot(path=str(tmp_path / "train.png"), full_page=True)
@@ -100,12 +101,12 @@ def test_a_user_starts_training_in_chromium_sees_faces_switches_pages_and_stops(
         page.get_by_role("link", name="Runs").click()
         expect(page.get_by_role("heading", name="Runs")).to_be_visible(timeout=60_000)
         page.get_by_role("link", name="Train").click()
-        expect(page.get_by_role("button", name="Stop")).to_be_visible(timeout=60_000)
-        expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+        expect(main.get_by_role("button", name="Stop")).to_be_visible(timeout=60_000)
+        expect(main.get_by_role("button", name="Start training")).to_be_disabled()
 
-        page.get_by_role("button", name="Stop").click()
+        main.get_by_role("button", name="Stop").click()
         expect(page.get_by_text("stopped at step")).to_be_visible(timeout=120_000)
-        expect(page.get_by_role("button", name="Start training")).to_be_enabled()
+        expect(main.get_by_role("button", name="Start training")).to_be_enabled()
         browser.close()
 
     log = log_path.read_text()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas  # noqa: F401  plotly imports it lazily; done here, before any training thread
+# exists, so the two threads never race on a half-imported module ("partially initialized").
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 

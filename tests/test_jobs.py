@@ -1,0 +1,130 @@
+"""Tests for core.jobs: a background training job paused, resumed and stopped from the test
+thread, the one-job-at-a-time rule of JobManager, failures reported in the snapshot, and ETA.
+
+Every job trains a tiny 16 px DCGAN on drawn faces in tmp_path.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.config import TrainConfig
+from core.jobs import JobManager, TrainingJob, wait_for
+
+JOB_TIMEOUT_SEC = 30.0
+PAUSE_WATCH_SEC = 0.5
+
+
+def tiny_config(data_dir, steps: int = 100_000) -> TrainConfig:
+    """Long enough to still be running whenever a test looks; a stop ends it within a step."""
+    return TrainConfig(
+        data_dir=str(data_dir),
+        resolution_px=16,
+        width=8,
+        latent_dim=8,
+        batch_size=4,
+        steps=steps,
+        log_every_steps=1,
+        sample_every_steps=100_000,
+        checkpoint_every_steps=100_000,
+        grid_size=2,
+    )
+
+
+def wait_until_step_passes(job: TrainingJob, step: int, timeout_sec: float = JOB_TIMEOUT_SEC) -> int:
+    deadline = time.monotonic() + timeout_sec
+    while time.monotonic() < deadline:
+        snapshot = job.snapshot()
+        if snapshot.step > step or not snapshot.is_active:
+            return snapshot.step
+        time.sleep(0.02)
+    return job.snapshot().step
+
+
+@pytest.fixture
+def manager():
+    """A JobManager whose job, if any, is stopped and joined after the test."""
+    manager = JobManager()
+    yield manager
+    job = manager.current
+    if job is not None:
+        job.stop()
+        assert job.join(JOB_TIMEOUT_SEC), "the training thread outlived the test"
+
+
+def test_a_job_runs_pauses_without_advancing_resumes_and_stops(manager, face_folder, tmp_path):
+    job, started = manager.start(tiny_config(face_folder), runs_dir=tmp_path / "runs")
+    assert started
+
+    running = wait_for(job, ("running",), JOB_TIMEOUT_SEC)
+    assert running.state == "running", running.error
+    assert wait_until_step_passes(job, 0) > 0
+
+    job.pause()
+    assert wait_for(job, ("paused",), JOB_TIMEOUT_SEC).state == "paused"
+    paused_step = job.snapshot().step
+    time.sleep(PAUSE_WATCH_SEC)
+    assert job.snapshot().step == paused_step
+    assert job.snapshot().state == "paused"
+
+    job.resume()
+    assert wait_until_step_passes(job, paused_step) > paused_step
+    assert job.snapshot().state == "running"
+
+    job.stop()
+    assert job.join(JOB_TIMEOUT_SEC)
+    snapshot = job.snapshot()
+    assert snapshot.state == "stopped"
+    assert not snapshot.is_active
+    assert snapshot.error == ""
+    assert snapshot.run_path is not None and snapshot.run_path.parent == tmp_path / "runs"
+    status = (snapshot.run_path / "status.json").read_text()
+    assert '"state": "stopped"' in status
+
+
+def test_starting_a_second_job_while_one_is_active_returns_the_active_job(manager, face_folder, tmp_path):
+    job, started = manager.start(tiny_config(face_folder), runs_dir=tmp_path / "runs")
+
+    again, started_again = manager.start(tiny_config(face_folder, steps=7), runs_dir=tmp_path / "runs")
+
+    assert started and not started_again
+    assert again is job
+    assert manager.current is job
+    assert again.config.steps == 100_000
+
+
+def test_a_job_on_a_missing_folder_fails_naming_it_and_a_new_job_can_start(manager, face_folder, tmp_path):
+    missing = tmp_path / "no_such_album"
+
+    job, _ = manager.start(tiny_config(missing), runs_dir=tmp_path / "runs")
+
+    assert job.join(JOB_TIMEOUT_SEC)
+    snapshot = job.snapshot()
+    assert snapshot.state == "failed"
+    assert "DatasetError" in snapshot.error and "no_such_album" in snapshot.error
+    assert snapshot.run_path is None
+    assert not (tmp_path / "runs").exists()
+
+    next_job, started = manager.start(tiny_config(face_folder), runs_dir=tmp_path / "runs")
+    assert started and next_job is not job
+    assert wait_for(next_job, ("running",), JOB_TIMEOUT_SEC).state == "running"
+
+
+def test_eta_is_unknown_before_the_first_record_and_positive_after(face_folder, tmp_path):
+    job = TrainingJob(tiny_config(face_folder, steps=1000), runs_dir=tmp_path / "runs")
+    assert job.snapshot().eta_sec is None
+    assert job.snapshot().state == "loading"
+
+    job.start()
+    try:
+        wait_until_step_passes(job, 0)
+        snapshot = job.snapshot()
+        assert snapshot.records
+        assert snapshot.eta_sec is not None and snapshot.eta_sec > 0
+        expected_sec = (1000 - snapshot.step) * 4 / snapshot.images_per_sec
+        assert snapshot.eta_sec == pytest.approx(expected_sec)
+    finally:
+        job.stop()
+        assert job.join(JOB_TIMEOUT_SEC)

@@ -1,0 +1,186 @@
+"""Tests for core.trainer: each half of the step changes only its own network, and the loop
+writes metrics, samples, checkpoints and status, stops on request and resumes where it left off.
+
+Every run is a tiny 16 px DCGAN on drawn faces, a few steps long.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from core.config import TrainConfig
+from core.data import load_folder
+from core.runs import RunDir, describe_dataset
+from core.trainer import StepRecord, Trainer, TrainingHooks
+
+RESOLUTION_PX = 16
+BATCH_SIZE = 4
+
+
+@pytest.fixture
+def dataset(face_folder):
+    return load_folder(face_folder, RESOLUTION_PX)
+
+
+def tiny_config(dataset, **changes) -> TrainConfig:
+    settings = dict(
+        data_dir=str(dataset.folder),
+        resolution_px=RESOLUTION_PX,
+        width=8,
+        latent_dim=8,
+        batch_size=BATCH_SIZE,
+        steps=4,
+        log_every_steps=1,
+        sample_every_steps=100,
+        checkpoint_every_steps=100,
+        grid_size=2,
+    )
+    return TrainConfig(**(settings | changes))
+
+
+def new_trainer(tmp_path, dataset, **changes) -> Trainer:
+    config = tiny_config(dataset, **changes)
+    run = RunDir.create(tmp_path / "runs", config, describe_dataset(dataset))
+    return Trainer(config, dataset.images, run)
+
+
+def values_of(variables) -> list[np.ndarray]:
+    return [np.array(variable.numpy()) for variable in variables]
+
+
+def all_equal(before: list[np.ndarray], after: list[np.ndarray]) -> bool:
+    return all(np.array_equal(old, new) for old, new in zip(before, after, strict=True))
+
+
+def real_batch(dataset) -> tf.Tensor:
+    return tf.cast(dataset.images[:BATCH_SIZE], tf.float32) / 127.5 - 1.0
+
+
+class StopAfterSteps(TrainingHooks):
+    """Asks the loop to stop once it has logged `steps` steps; keeps what it was shown."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.records: list[StepRecord] = []
+        self.sample_steps: list[int] = []
+
+    def should_stop(self) -> bool:
+        return len(self.records) >= self.steps
+
+    def on_record(self, record: StepRecord) -> None:
+        self.records.append(record)
+
+    def on_sample(self, step: int, grid: np.ndarray) -> None:
+        self.sample_steps.append(step)
+
+
+def test_discriminator_step_changes_d_and_leaves_every_g_variable_as_it_was(tmp_path, dataset):
+    trainer = new_trainer(tmp_path, dataset)
+    generator_before = values_of(trainer.generator.variables)
+    discriminator_before = values_of(trainer.discriminator.variables)
+    assert trainer.generator.non_trainable_variables  # batch-norm statistics are checked too
+
+    results = trainer.discriminator_step(real_batch(dataset))
+
+    assert all_equal(generator_before, values_of(trainer.generator.variables))
+    assert not all_equal(discriminator_before, values_of(trainer.discriminator.variables))
+    assert int(trainer.optimizer_g.iterations) == 0
+    assert 0.0 < float(results["d_real"]) < 1.0 and 0.0 < float(results["d_fake"]) < 1.0
+    assert np.isfinite(float(results["d_loss"]))
+
+
+def test_generator_step_changes_g_and_leaves_every_d_variable_as_it_was(tmp_path, dataset):
+    trainer = new_trainer(tmp_path, dataset)
+    generator_before = values_of(trainer.generator.trainable_variables)
+    discriminator_before = values_of(trainer.discriminator.variables)
+
+    results = trainer.generator_step(tf.constant(BATCH_SIZE))
+
+    assert all_equal(discriminator_before, values_of(trainer.discriminator.variables))
+    assert not all_equal(generator_before, values_of(trainer.generator.trainable_variables))
+    assert int(trainer.optimizer_d.iterations) == 0
+    assert np.isfinite(float(results["g_loss"]))
+
+
+def test_a_full_run_writes_metrics_samples_a_checkpoint_the_generator_and_finished(tmp_path, dataset):
+    trainer = new_trainer(
+        tmp_path, dataset, steps=6, log_every_steps=2, sample_every_steps=3, checkpoint_every_steps=3
+    )
+    run = trainer.run_dir
+
+    state = trainer.run()
+
+    assert state == "finished"
+    assert int(trainer.step) == 6
+    metrics = run.read_metrics()
+    assert metrics["step"].tolist() == [2.0, 4.0, 6.0]
+    assert np.isfinite(metrics["d_loss"]).all() and np.isfinite(metrics["g_loss"]).all()
+    assert (metrics["images_per_sec"] > 0).all()
+    assert np.all(np.diff(metrics["elapsed_sec"]) > 0)
+    assert [step for step, _ in run.list_samples()] == [3, 6]
+    grid = np.asarray(Image.open(run.latest_sample()[1]))
+    assert grid.shape == (2 * RESOLUTION_PX + 3 * 2, 2 * RESOLUTION_PX + 3 * 2, 3)
+    assert tf.train.latest_checkpoint(str(run.checkpoints_dir)).endswith("ckpt-6")
+    assert run.generator_path.stat().st_size > 0
+    status = run.read_status()
+    assert (status["state"], status["step"], status["total_steps"]) == ("finished", 6, 6)
+
+
+def test_a_hook_asking_to_stop_after_two_steps_ends_the_run_stopped_at_step_two(tmp_path, dataset):
+    trainer = new_trainer(tmp_path, dataset, steps=50)
+    hooks = StopAfterSteps(2)
+
+    state = trainer.run(hooks)
+
+    assert state == "stopped"
+    assert int(trainer.step) == 2
+    assert [record.step for record in hooks.records] == [1, 2]
+    status = trainer.run_dir.read_status()
+    assert (status["state"], status["step"], status["total_steps"]) == ("stopped", 2, 50)
+    assert status["reason"] == "stopped by the user"
+    # Stopped between checkpoints, the work done is still kept.
+    assert hooks.sample_steps == [2]
+    assert tf.train.latest_checkpoint(str(trainer.run_dir.checkpoints_dir)).endswith("ckpt-2")
+    assert trainer.run_dir.generator_path.exists()
+
+
+def test_a_new_trainer_on_the_same_run_resumes_from_the_saved_step_not_from_zero(tmp_path, dataset):
+    first = new_trainer(tmp_path, dataset, steps=3)
+    assert first.run() == "finished"
+    weights_at_step_three = values_of(first.generator.variables)
+    fixed_z = first.fixed_z.numpy()
+
+    resumed = Trainer(first.config.replace(steps=5), dataset.images, first.run_dir)
+
+    assert int(resumed.step) == 3
+    assert all_equal(weights_at_step_three, values_of(resumed.generator.variables))
+    np.testing.assert_array_equal(resumed.fixed_z.numpy(), fixed_z)
+    assert int(resumed.optimizer_g.iterations) == 3 and int(resumed.optimizer_d.iterations) == 3
+
+    assert resumed.run() == "finished"
+
+    metrics = first.run_dir.read_metrics()
+    assert metrics["step"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert np.all(np.diff(metrics["elapsed_sec"]) > 0)  # the clock continues, too
+    status = first.run_dir.read_status()
+    assert (status["state"], status["step"], status["total_steps"]) == ("finished", 5, 5)
+
+
+def test_resuming_drops_metrics_logged_after_the_last_checkpoint(tmp_path, dataset):
+    first = new_trainer(tmp_path, dataset, steps=4, checkpoint_every_steps=2)
+    assert first.run() == "finished"
+    # Pretend the process died after logging step 4 but before its checkpoint was recorded.
+    checkpoints_dir = first.run_dir.checkpoints_dir
+    tf.compat.v1.train.update_checkpoint_state(
+        str(checkpoints_dir), str(checkpoints_dir / "ckpt-2"), [str(checkpoints_dir / "ckpt-2")]
+    )
+
+    resumed = Trainer(first.config, dataset.images, first.run_dir)
+    assert int(resumed.step) == 2
+    assert first.run_dir.read_metrics()["step"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert resumed.run() == "finished"
+
+    assert first.run_dir.read_metrics()["step"].tolist() == [1.0, 2.0, 3.0, 4.0]
