@@ -16,7 +16,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.config import TrainConfig
 from core.runs import RUNS_DIR_ENV, RunDir
+
+TINY_SETTINGS = {
+    "resolution_px": 16,
+    "width": 8,
+    "latent_dim": 8,
+    "batch_size": 4,
+    "log_every_steps": 1,
+    "grid_size": 2,
+}  # a model that trains a step in milliseconds; the CLI's TINY_RUN_ARGS below match it
+
+
+def tiny_config(data_dir, **changes) -> TrainConfig:
+    """A TrainConfig of the tiny model on data_dir; keywords override any field."""
+    return TrainConfig(**({"data_dir": str(data_dir), **TINY_SETTINGS} | changes))
+
 
 TINY_RUN_ARGS = [
     "--resolution", "16", "--width", "8", "--latent-dim", "8", "--batch-size", "4",

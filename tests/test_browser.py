@@ -86,8 +86,10 @@ def test_a_user_starts_training_in_chromium_sees_faces_switches_pages_and_stops(
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/Train")
+        page.goto(url)
         main = page.get_by_test_id("stMainBlockContainer")  # not Streamlit's own header buttons
+        expect(page.get_by_role("heading", name="DCGAN Studio")).to_be_visible(timeout=60_000)
+        page.get_by_role("link", name="Train").first.click()
         expect(page.get_by_role("heading", name="Train")).to_be_visible(timeout=60_000)
 
         # A long run, so it is still going when we come back; grids every 5 steps.
@@ -98,9 +100,9 @@ def test_a_user_starts_training_in_chromium_sees_faces_switches_pages_and_stops(
         expect(page.get_by_text("Running", exact=True)).to_be_visible()
         page.screenshot(path=str(tmp_path / "train.png"), full_page=True)
 
-        page.get_by_role("link", name="Runs").click()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Runs").click()
         expect(page.get_by_role("heading", name="Runs")).to_be_visible(timeout=60_000)
-        page.get_by_role("link", name="Train").click()
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
         expect(main.get_by_role("button", name="Stop")).to_be_visible(timeout=60_000)
         expect(main.get_by_role("button", name="Start training")).to_be_disabled()
 

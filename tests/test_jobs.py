@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from conftest import tiny_config
 from core.config import TrainConfig
 from core.jobs import JobManager, TrainingJob, wait_for
 
@@ -17,20 +18,9 @@ JOB_TIMEOUT_SEC = 30.0
 PAUSE_WATCH_SEC = 0.5
 
 
-def tiny_config(data_dir, steps: int = 100_000) -> TrainConfig:
+def long_config(data_dir, steps: int = 100_000) -> TrainConfig:
     """Long enough to still be running whenever a test looks; a stop ends it within a step."""
-    return TrainConfig(
-        data_dir=str(data_dir),
-        resolution_px=16,
-        width=8,
-        latent_dim=8,
-        batch_size=4,
-        steps=steps,
-        log_every_steps=1,
-        sample_every_steps=100_000,
-        checkpoint_every_steps=100_000,
-        grid_size=2,
-    )
+    return tiny_config(data_dir, steps=steps, sample_every_steps=100_000, checkpoint_every_steps=100_000)
 
 
 def wait_until_step_passes(job: TrainingJob, step: int, timeout_sec: float = JOB_TIMEOUT_SEC) -> int:
@@ -55,7 +45,7 @@ def manager():
 
 
 def test_a_job_runs_pauses_without_advancing_resumes_and_stops(manager, face_folder, tmp_path):
-    job, started = manager.start(tiny_config(face_folder), runs_dir=tmp_path / "runs")
+    job, started = manager.start(long_config(face_folder), runs_dir=tmp_path / "runs")
     assert started
 
     running = wait_for(job, ("running",), JOB_TIMEOUT_SEC)
@@ -85,9 +75,9 @@ def test_a_job_runs_pauses_without_advancing_resumes_and_stops(manager, face_fol
 
 
 def test_starting_a_second_job_while_one_is_active_returns_the_active_job(manager, face_folder, tmp_path):
-    job, started = manager.start(tiny_config(face_folder), runs_dir=tmp_path / "runs")
+    job, started = manager.start(long_config(face_folder), runs_dir=tmp_path / "runs")
 
-    again, started_again = manager.start(tiny_config(face_folder, steps=7), runs_dir=tmp_path / "runs")
+    again, started_again = manager.start(long_config(face_folder, steps=7), runs_dir=tmp_path / "runs")
 
     assert started and not started_again
     assert again is job
@@ -98,7 +88,7 @@ def test_starting_a_second_job_while_one_is_active_returns_the_active_job(manage
 def test_a_job_on_a_missing_folder_fails_naming_it_and_a_new_job_can_start(manager, face_folder, tmp_path):
     missing = tmp_path / "no_such_album"
 
-    job, _ = manager.start(tiny_config(missing), runs_dir=tmp_path / "runs")
+    job, _ = manager.start(long_config(missing), runs_dir=tmp_path / "runs")
 
     assert job.join(JOB_TIMEOUT_SEC)
     snapshot = job.snapshot()
@@ -107,13 +97,13 @@ def test_a_job_on_a_missing_folder_fails_naming_it_and_a_new_job_can_start(manag
     assert snapshot.run_path is None
     assert not (tmp_path / "runs").exists()
 
-    next_job, started = manager.start(tiny_config(face_folder), runs_dir=tmp_path / "runs")
+    next_job, started = manager.start(long_config(face_folder), runs_dir=tmp_path / "runs")
     assert started and next_job is not job
     assert wait_for(next_job, ("running",), JOB_TIMEOUT_SEC).state == "running"
 
 
 def test_eta_is_unknown_before_the_first_record_and_positive_after(face_folder, tmp_path):
-    job = TrainingJob(tiny_config(face_folder, steps=1000), runs_dir=tmp_path / "runs")
+    job = TrainingJob(long_config(face_folder, steps=1000), runs_dir=tmp_path / "runs")
     assert job.snapshot().eta_sec is None
     assert job.snapshot().state == "loading"
 

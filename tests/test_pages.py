@@ -12,20 +12,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import write_blob_faces
+from conftest import TINY_SETTINGS, write_blob_faces
 from core.jobs import job_manager
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 PAGE_TIMEOUT_SEC = 60
-TINY_SETTINGS = {
-    "resolution_px": 16,
-    "width": 8,
-    "latent_dim": 8,
-    "batch_size": 4,
-    "steps": 6,
-    "sample_every_steps": 2,
-    "checkpoint_every_steps": 3,
-}
+PAGE_RUN_SETTINGS = {**TINY_SETTINGS, "steps": 6, "sample_every_steps": 2, "checkpoint_every_steps": 3}
 
 
 def open_page(page: str, **session_values) -> AppTest:
@@ -91,7 +83,7 @@ def test_data_page_names_a_missing_folder_in_its_error(tmp_path):
 
 
 def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):
-    app = open_page("pages/2_Train.py", data_dir=str(face_folder), **TINY_SETTINGS)
+    app = open_page("pages/2_Train.py", data_dir=str(face_folder), **PAGE_RUN_SETTINGS)
     assert not app.button(key="start").disabled
 
     app.button(key="start").click().run()
@@ -115,8 +107,8 @@ def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid
 
 
 def test_a_second_start_attaches_to_the_running_job_instead_of_starting_another(face_folder):
-    first_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**TINY_SETTINGS, "steps": 400})
-    second_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**TINY_SETTINGS, "steps": 400})
+    first_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})
+    second_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})
 
     first_tab.button(key="start").click().run()
     job = job_manager().current

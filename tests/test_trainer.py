@@ -11,13 +11,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from core.config import TrainConfig
+from conftest import TINY_SETTINGS, tiny_config
 from core.data import load_folder
 from core.runs import RunDir, describe_dataset
 from core.trainer import StepRecord, Trainer, TrainingHooks
 
-RESOLUTION_PX = 16
-BATCH_SIZE = 4
+RESOLUTION_PX = TINY_SETTINGS["resolution_px"]
+BATCH_SIZE = TINY_SETTINGS["batch_size"]
 
 
 @pytest.fixture
@@ -25,24 +25,10 @@ def dataset(face_folder):
     return load_folder(face_folder, RESOLUTION_PX)
 
 
-def tiny_config(dataset, **changes) -> TrainConfig:
-    settings = dict(
-        data_dir=str(dataset.folder),
-        resolution_px=RESOLUTION_PX,
-        width=8,
-        latent_dim=8,
-        batch_size=BATCH_SIZE,
-        steps=4,
-        log_every_steps=1,
-        sample_every_steps=100,
-        checkpoint_every_steps=100,
-        grid_size=2,
-    )
-    return TrainConfig(**(settings | changes))
-
-
 def new_trainer(tmp_path, dataset, **changes) -> Trainer:
-    config = tiny_config(dataset, **changes)
+    config = tiny_config(
+        dataset.folder, **({"steps": 4, "sample_every_steps": 100, "checkpoint_every_steps": 100} | changes)
+    )
     run = RunDir.create(tmp_path / "runs", config, describe_dataset(dataset))
     return Trainer(config, dataset.images, run)
 
