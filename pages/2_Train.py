@@ -1,7 +1,7 @@
 """Train page: settings, Start, and a live view of the background training job.
 
 The job runs in a thread owned by ``core.jobs``; this page only reads its snapshot,
-inside a fragment that reruns about once a second while the job is active.
+inside fragments that rerun on a timer while the job is active.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ui.state import (
 from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, readable_runs, show_picture
 
 LIVE_REFRESH_SEC = 1.0
+LIVE_CURVES_REFRESH_SEC = 5.0
 BATCH_SIZES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 256)
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3)
 LATENT_SIZES = (8, 16, 32, 64, 100, 128, 256, 512)
@@ -87,8 +88,8 @@ def continue_run(run: RunDir) -> None:
         st.session_state["start_message"] = ("info", "A run is already training; this page shows it.")
 
 
-def show_live_job(snapshot: JobSnapshot) -> None:
-    """State, controls, progress, speed, curves and the newest fixed-noise grid of the active job."""
+def show_live_status(snapshot: JobSnapshot) -> None:
+    """State, Pause/Resume/Stop, progress with ETA and the speed numbers of the active job."""
     job = shared_job_manager().current
     run_name = snapshot.run_path.name if snapshot.run_path is not None else "new run"
     header, pause_column, stop_column = st.columns([6, 1, 1], vertical_alignment="center")
@@ -113,15 +114,6 @@ def show_live_job(snapshot: JobSnapshot) -> None:
     if snapshot.records:
         last = snapshot.records[-1]
         numbers[3].metric("D(x) / D(G(z))", f"{last.d_real:.2f} / {last.d_fake:.2f}")
-
-    curves, grid = st.columns([3, 2], gap="large")
-    with curves:
-        st.plotly_chart(training_curves(records_to_columns(snapshot.records)), key="live_curves")
-    with grid:
-        if snapshot.latest_grid is not None:
-            show_picture(snapshot.latest_grid, f"fixed noise · step {snapshot.latest_grid_step}")
-        else:
-            st.caption("The first sample grid appears after the first sample interval.")
 
 
 def show_finished_run(summary: RunSummary) -> None:
@@ -179,13 +171,40 @@ if message:
 
 
 @st.fragment(run_every=LIVE_REFRESH_SEC if active else None)
-def live_panel() -> None:
+def live_status() -> None:
     snapshot = current_snapshot()
     if snapshot is not None and snapshot.is_active:
-        show_live_job(snapshot)
-        return
-    if active:
-        st.rerun(scope="app")  # the job just ended: redraw the page with the controls enabled
+        show_live_status(snapshot)
+    elif active:
+        st.rerun(scope="app")  # the job just ended: redraw the page in its idle layout
+
+
+# Redrawing a plotly chart costs the browser far more than the numbers do, and on a laptop
+# the browser shares the CPU with training, so the curves refresh less often.
+@st.fragment(run_every=LIVE_CURVES_REFRESH_SEC)
+def live_curves() -> None:
+    snapshot = current_snapshot()
+    if snapshot is not None:
+        st.plotly_chart(training_curves(records_to_columns(snapshot.records)), key="live_curves")
+
+
+@st.fragment(run_every=LIVE_REFRESH_SEC)
+def live_grid() -> None:
+    snapshot = current_snapshot()
+    if snapshot is not None and snapshot.latest_grid is not None:
+        show_picture(snapshot.latest_grid, f"fixed noise · step {snapshot.latest_grid_step}")
+    else:
+        st.caption("The first sample grid appears after the first sample interval.")
+
+
+if active:
+    live_status()
+    curves_column, grid_column = st.columns([3, 2], gap="large")
+    with curves_column:
+        live_curves()
+    with grid_column:
+        live_grid()
+else:
     if snapshot is not None and snapshot.state == "failed" and snapshot.run_path is None:
         st.error(f"Training failed before it started: {snapshot.error}")
     summaries = readable_runs()
@@ -193,6 +212,3 @@ def live_panel() -> None:
         show_finished_run(summaries[0])
     else:
         st.info("No run yet: press Start training.")
-
-
-live_panel()

@@ -174,3 +174,14 @@ def test_runs_page_lists_a_broken_run_folder_without_failing(runs_dir_with_tiny_
     warnings = " ".join(warning.value for warning in app.warning)
     assert "not-a-run" in warnings and "garbled" in warnings
     assert len(app.image) == 1
+
+
+def test_page_reruns_leave_the_training_threads_keras_state_alone():
+    from keras.src.backend.common import global_state
+
+    app = open_page("pages/0_Home.py")
+    global_state.set_global_attribute("probe_from_test", 42)
+
+    app.run()  # Streamlit would call keras.backend.clear_session() here
+
+    assert global_state.get_global_attribute("probe_from_test") == 42

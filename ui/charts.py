@@ -11,12 +11,14 @@ from plotly.subplots import make_subplots
 from core.runs import METRIC_FIELDS
 
 _COLOURS = {"d_loss": "#d62728", "g_loss": "#1f77b4", "d_real": "#2ca02c", "d_fake": "#ff7f0e"}
+MAX_POINTS_PER_CURVE = 500  # more than a chart's width in pixels shows nothing extra
 _LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
 
 
 def training_curves(metrics: dict[str, np.ndarray], height_px: int = 420) -> go.Figure:
     """Losses on the left, D's mean verdicts on real and generated images on the right."""
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Discriminator outputs"))
+    metrics = thin_out(metrics, MAX_POINTS_PER_CURVE)
     steps = metrics.get("step", np.array([]))
     for column, name in enumerate((("d_loss", "g_loss"), ("d_real", "d_fake")), start=1):
         for field in name:
@@ -39,6 +41,15 @@ def training_curves(metrics: dict[str, np.ndarray], height_px: int = 420) -> go.
         legend={"orientation": "h", "x": 0.0, "y": -0.25},  # below the axis titles, not over them
     )
     return figure
+
+
+def thin_out(metrics: dict[str, np.ndarray], max_points: int) -> dict[str, np.ndarray]:
+    """Every k-th row (and always the last), so a long run's chart stays quick to draw."""
+    count = len(metrics.get("step", ()))
+    if count <= max_points:
+        return metrics
+    keep = np.unique(np.append(np.arange(0, count, -(-count // max_points)), count - 1))
+    return {field: values[keep] for field, values in metrics.items()}
 
 
 def records_to_columns(records) -> dict[str, np.ndarray]:
