@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.runtime import keep_keras_state_between_reruns
-from ui.state import ensure_session_defaults
+from ui.state import prepare_page
 
 st.set_page_config(page_title="DCGAN Studio", page_icon=":material/palette:", layout="wide")
-keep_keras_state_between_reruns()
-ensure_session_defaults()
+prepare_page()
 
 navigation = st.navigation(
     [

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FIT_MODES = ("pad", "crop")  # pad with black (the original project) or centre-crop
+FIT_MODES = ("pad", "crop", "face")  # pad (the original project), centre crop, crop around the face
+# Colour of padding bars and of transparent areas, as RGB.
+BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128)}
 MIN_RESOLUTION_PX = 16
 MAX_RESOLUTION_PX = 256
 MAX_CHANNELS = 512  # cap on the widest layer, as in the classic 64x64 DCGAN
@@ -51,6 +53,9 @@ class TrainConfig:
     data_dir: str = "GANs_dataset"
     resolution_px: int = 32
     fit_mode: str = "pad"
+    background: str = "black"  # padding and transparency; black as in the original project
+    exclude: tuple[str, ...] = ()  # files (relative to data_dir, '/'-separated) left out by the user
+    keep_duplicates: bool = False  # exact and near-duplicate photos are trained on once unless True
     batch_size: int = 64
     steps: int = 2000  # total steps; one step = one D update and one G update
     learning_rate_g: float = 2e-4
@@ -72,6 +77,13 @@ class TrainConfig:
         resolution_levels(self.resolution_px)
         if self.fit_mode not in FIT_MODES:
             raise ValueError(f"fit_mode={self.fit_mode!r} must be one of {FIT_MODES}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background={self.background!r} must be one of {tuple(BACKGROUNDS)}")
+        if isinstance(self.exclude, str) or not all(isinstance(name, str) for name in self.exclude):
+            raise ValueError(f"exclude={self.exclude!r} must be a list of file names")
+        object.__setattr__(self, "exclude", tuple(sorted(set(self.exclude))))  # JSON gives a list
+        if not isinstance(self.keep_duplicates, bool):
+            raise ValueError(f"keep_duplicates={self.keep_duplicates!r} must be true or false")
         if not str(self.data_dir).strip():
             raise ValueError("data_dir must name a folder of images")
         self._check_int("batch_size", 1, 1024)

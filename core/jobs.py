@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config import TrainConfig
-from core.runs import RunDir, default_runs_dir, describe_dataset, project_root
+from core.runs import RunDir, default_runs_dir, project_root
 
 logger = logging.getLogger(__name__)
 
@@ -131,16 +131,14 @@ class TrainingJob:
     # The thread.
 
     def _work(self) -> None:
-        from core.data import load_folder
+        from core.data import load_for_config
         from core.trainer import Trainer
 
         run = self._resume_run
         try:
-            dataset = load_folder(
-                self.config.resolved_data_dir(project_root()), self.config.resolution_px, self.config.fit_mode
-            )
+            dataset = load_for_config(self.config, project_root())
             if run is None:
-                run = RunDir.create(self._runs_dir, self.config, describe_dataset(dataset))
+                run = RunDir.create(self._runs_dir, self.config, dataset)
             with self._lock:
                 self._shared.run_path = run.path
             trainer = Trainer(self.config, dataset.images, run)

@@ -16,21 +16,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from core.config import MAX_CHANNELS, TrainConfig, resolution_levels
+from core.architecture import IMAGE_CHANNELS, channels_per_level
+from core.config import TrainConfig, resolution_levels
 
-IMAGE_CHANNELS = 3
 LEAKY_SLOPE = 0.2
 BATCH_NORM_MOMENTUM = 0.9  # faster than Keras' 0.99, so short runs get usable inference stats
 
 
 def _init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
-
-
-def channels_per_level(config: TrainConfig) -> list[int]:
-    """Channels from G's smallest map to its last hidden layer (D uses them reversed)."""
-    _, doublings = resolution_levels(config.resolution_px)
-    return [min(config.width * 2**level, MAX_CHANNELS) for level in reversed(range(doublings))]
 
 
 def build_generator(config: TrainConfig) -> keras.Model:

@@ -80,13 +80,14 @@ def library_versions() -> dict[str, str]:
 
 
 def describe_dataset(dataset) -> dict[str, Any]:
-    """What config.json records about the images a run trained on (a core.data.LoadedDataset)."""
+    """The summary config.json records about a core.data.LoadedDataset; manifest.json has every file."""
+    not_included = [record for record in dataset.records if not record.included]
     return {
         "folder": str(dataset.folder),
         "image_count": dataset.count,
         "skipped_count": len(dataset.skipped),
+        "left_out_count": len(not_included),  # excluded by the user or duplicates
         "fingerprint": dataset.fingerprint,
-        "files": [str(path.relative_to(dataset.folder)) for path in dataset.paths],
     }
 
 
@@ -124,12 +125,19 @@ class RunDir:
         return self.path / "generator.keras"
 
     @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    @property
     def status_path(self) -> Path:
         return self.path / "status.json"
 
     @classmethod
-    def create(cls, runs_dir: Path, config: TrainConfig, dataset_info: dict[str, Any]) -> "RunDir":
-        """Make a new, uniquely named run directory and write its config.json."""
+    def create(cls, runs_dir: Path, config: TrainConfig, dataset) -> "RunDir":
+        """Make a new, uniquely named run directory with its config.json and manifest.json.
+
+        dataset is the core.data.LoadedDataset the run trains on.
+        """
         runs_dir = Path(runs_dir)
         runs_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -147,9 +155,17 @@ class RunDir:
         run = cls(runs_dir / name)
         run.samples_dir.mkdir()
         run.checkpoints_dir.mkdir()
-        metadata = {"config": config.to_dict(), "dataset": dataset_info, "versions": library_versions()}
+        metadata = {"config": config.to_dict(), "dataset": describe_dataset(dataset), "versions": library_versions()}
         atomic_write_text(run.config_path, json.dumps(metadata, indent=2, sort_keys=True))
+        atomic_write_text(run.manifest_path, json.dumps(dataset.manifest(), indent=2, ensure_ascii=False))
         return run
+
+    def read_manifest(self) -> dict[str, Any]:
+        """manifest.json: every file the run considered, with hashes; empty for older runs."""
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":

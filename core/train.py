@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
 
-from core.config import FIT_MODES, TrainConfig
-from core.runs import RunDir, RunError, default_runs_dir, describe_dataset, project_root
+from core.config import BACKGROUNDS, FIT_MODES, TrainConfig
+from core.runs import RunDir, RunError, default_runs_dir, project_root
 
 logger = logging.getLogger("core.train")
 
@@ -25,6 +26,9 @@ FLAG_TO_FIELD = {
     "data": "data_dir",
     "resolution": "resolution_px",
     "fit": "fit_mode",
+    "background": "background",
+    "exclude": "exclude",
+    "keep_duplicates": "keep_duplicates",
     "batch_size": "batch_size",
     "steps": "steps",
     "lr_g": "learning_rate_g",
@@ -47,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", help=f"folder of images (default {defaults.data_dir})")
     parser.add_argument("--resolution", type=int, help=f"square size in pixels (default {defaults.resolution_px})")
-    parser.add_argument("--fit", choices=FIT_MODES, help="make photos square by padding or cropping")
+    parser.add_argument("--fit", choices=FIT_MODES, help="make photos square: pad, centre crop, or crop around the face")
+    parser.add_argument("--background", choices=tuple(BACKGROUNDS), help="colour of padding and transparent areas")
+    parser.add_argument(
+        "--exclude", action="append", metavar="FILE", help="leave this file (relative to --data) out; repeatable"
+    )
+    parser.add_argument(
+        "--keep-duplicates", action="store_const", const=True, help="train on exact and near-duplicate photos too"
+    )
     parser.add_argument("--batch-size", type=int, help=f"images per step (default {defaults.batch_size})")
     parser.add_argument("--steps", type=int, help=f"total training steps (default {defaults.steps})")
     parser.add_argument("--lr-g", type=float, help=f"generator learning rate (default {defaults.learning_rate_g})")
@@ -67,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def in_flag_names(message: str) -> str:
+    """A TrainConfig message with its field names replaced by the flags a CLI user typed."""
+    for flag, field in FLAG_TO_FIELD.items():
+        message = re.sub(rf"\b{field}\b", "--" + flag.replace("_", "-"), message)
+    return message
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, RunDir | None]:
     """The config to train with, and the run to resume (None for a new run)."""
     given = {
@@ -79,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, RunDir | No
     run = RunDir.open(args.resume)
     ignored = sorted(set(given) - {"steps"})
     if ignored:
-        raise ValueError(f"--resume keeps the run's own settings; remove {', '.join(ignored)} (only --steps may change)")
+        raise ValueError(f"--resume keeps the run's own settings; remove {', '.join(ignored)} (only steps may change)")
     config = run.read_config()
     if "steps" in given:
         config = config.replace(steps=given["steps"])
@@ -124,12 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, run = config_from_args(args)
     except (ValueError, RunError) as error:
-        parser.error(str(error))
+        parser.error(in_flag_names(str(error)))
 
-    from core.data import DatasetError, load_folder  # TensorFlow loads only past argument checks
+    from core.data import DatasetError, load_for_config  # TensorFlow loads only past argument checks
 
     try:
-        dataset = load_folder(config.resolved_data_dir(project_root()), config.resolution_px, config.fit_mode)
+        dataset = load_for_config(config, project_root())
     except DatasetError as error:
         parser.error(str(error))
     logger.info("training on %d images from %s (%d skipped)", dataset.count, dataset.folder, len(dataset.skipped))
@@ -139,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.trainer import Trainer
 
     if run is None:
-        run = RunDir.create(args.runs_dir or default_runs_dir(), config, describe_dataset(dataset))
+        run = RunDir.create(args.runs_dir or default_runs_dir(), config, dataset)
     try:
         trainer = Trainer(config, dataset.images, run)
     except ValueError as error:  # e.g. resuming to fewer steps than the run has done

@@ -9,12 +9,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.imaging import make_grid
-from ui.state import data_folder, format_duration, load_chosen_dataset
-from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, readable_runs, show_picture
+from ui.state import data_folder, format_duration, load_chosen_dataset, prepare_page
+from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, plural, readable_runs, show_picture
 
 PREVIEW_FACES = 16
 
 
+prepare_page()
 st.title("DCGAN Studio")
 st.caption("Train a generative adversarial network on your own photos and explore what it learned.")
 
@@ -28,11 +29,11 @@ with dataset_column:
     else:
         resolution_px = st.session_state["resolution_px"]
         st.markdown(
-            f"**{dataset.count} images** from `{data_folder()}`, "
+            f"**{plural(dataset.count, 'image')}** from `{data_folder()}`, "
             f"trained at {resolution_px}×{resolution_px} px ({st.session_state['fit_mode']})"
         )
         if dataset.skipped:
-            st.warning(f"{len(dataset.skipped)} file(s) skipped; the Data page lists them and why.")
+            st.warning(f"{plural(len(dataset.skipped), 'file')} skipped; the Data page lists them and why.")
         show_picture(make_grid(dataset.images[:PREVIEW_FACES], columns=8), min_side_px=160)
     st.page_link("pages/1_Data.py", label="Choose images", icon=":material/photo_library:")
 
@@ -68,7 +69,7 @@ with run_column:
 st.divider()
 st.subheader("Next")
 link_columns = st.columns(4)
-link_columns[0].page_link("pages/1_Data.py", label="Data: pick and check images", icon=":material/photo_library:")
-link_columns[1].page_link("pages/2_Train.py", label="Train: settings and live progress", icon=":material/model_training:")
-link_columns[2].page_link("pages/3_Latent_space.py", label="Latent space: seeds and interpolation", icon=":material/explore:")
-link_columns[3].page_link("pages/4_Runs.py", label="Runs: results and downloads", icon=":material/folder_open:")
+link_columns[0].page_link("pages/1_Data.py", label="Data: pick images", icon=":material/photo_library:")
+link_columns[1].page_link("pages/2_Train.py", label="Train and watch", icon=":material/model_training:")
+link_columns[2].page_link("pages/3_Latent_space.py", label="Explore latent space", icon=":material/explore:")
+link_columns[3].page_link("pages/4_Runs.py", label="Runs and downloads", icon=":material/folder_open:")

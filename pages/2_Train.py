@@ -9,21 +9,26 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import supported_resolutions
+from core.data import suggest_resolution
+from core.architecture import estimate_step_memory_bytes
 from core.jobs import JobSnapshot
 from core.runs import RunDir, RunSummary
 from ui.charts import records_to_columns, training_curves
 from ui.state import (
     PERSIST,
+    SETTING_LABELS,
     config_from_session,
     format_duration,
     load_chosen_dataset,
+    prepare_page,
     runs_dir,
     shared_job_manager,
 )
-from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, readable_runs, show_picture
+from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, plural, readable_runs, show_picture
 
 LIVE_REFRESH_SEC = 1.0
 LIVE_CURVES_REFRESH_SEC = 5.0
+MEMORY_WARNING_GB = 2.0
 BATCH_SIZES = (4, 8, 16, 24, 32, 48, 64, 96, 128, 256)
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3)
 LATENT_SIZES = (8, 16, 32, 64, 100, 128, 256, 512)
@@ -36,37 +41,60 @@ def settings_panel(disabled: bool) -> None:
     model, optimiser, schedule = st.columns(3, gap="large")
     with model:
         st.markdown("**Model**")
-        st.select_slider("Resolution (pixels)", supported_resolutions(), key="resolution_px",
+        st.select_slider(SETTING_LABELS["resolution_px"], supported_resolutions(), key="resolution_px",
                          persist_state=PERSIST, disabled=disabled)
-        st.select_slider("Latent size (length of z)", LATENT_SIZES, key="latent_dim",
+        st.select_slider(SETTING_LABELS["latent_dim"], LATENT_SIZES, key="latent_dim",
                          persist_state=PERSIST, disabled=disabled)
-        st.select_slider("Network width (channels of the widest-resolution layer)", WIDTHS, key="width",
+        st.select_slider(SETTING_LABELS["width"], WIDTHS, key="width",
                          persist_state=PERSIST, disabled=disabled,
                          help="Doubled at each lower resolution up to 512. Smaller is faster; 32 suits a few hundred photos.")
-        st.select_slider("Generator averaging (EMA decay, 0 = off)", EMA_DECAYS, key="ema_decay",
+        st.select_slider(SETTING_LABELS["ema_decay"], EMA_DECAYS, key="ema_decay",
                          persist_state=PERSIST, disabled=disabled,
                          help="Samples and the exported model use an average of G's recent weights: smoother faces.")
     with optimiser:
         st.markdown("**Optimisers**")
-        st.select_slider("Learning rate of G", LEARNING_RATES, key="learning_rate_g", format_func="{:g}".format,
+        st.select_slider(SETTING_LABELS["learning_rate_g"], LEARNING_RATES, key="learning_rate_g", format_func="{:g}".format,
                          persist_state=PERSIST, disabled=disabled)
-        st.select_slider("Learning rate of D", LEARNING_RATES, key="learning_rate_d", format_func="{:g}".format,
+        st.select_slider(SETTING_LABELS["learning_rate_d"], LEARNING_RATES, key="learning_rate_d", format_func="{:g}".format,
                          persist_state=PERSIST, disabled=disabled)
-        st.slider("Adam beta1", 0.0, 0.95, step=0.05, key="beta1", persist_state=PERSIST, disabled=disabled,
+        st.slider(SETTING_LABELS["beta1"], 0.0, 0.95, step=0.05, key="beta1", persist_state=PERSIST, disabled=disabled,
                   help="0.5 as in the DCGAN paper; higher values make GAN training oscillate.")
-        st.select_slider("Batch size (real images per step)", BATCH_SIZES, key="batch_size",
+        st.select_slider(SETTING_LABELS["batch_size"], BATCH_SIZES, key="batch_size",
                          persist_state=PERSIST, disabled=disabled)
     with schedule:
         st.markdown("**Schedule**")
-        st.number_input("Training steps", min_value=1, max_value=10_000_000, step=100, key="steps",
+        st.number_input(SETTING_LABELS["steps"], min_value=1, max_value=10_000_000, step=100, key="steps",
                         persist_state=PERSIST, disabled=disabled,
                         help="One step = one update of D and one of G.")
-        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+        st.number_input(SETTING_LABELS["seed"], min_value=0, max_value=2**31 - 1, step=1, key="seed",
                         persist_state=PERSIST, disabled=disabled)
-        st.number_input("Save a sample grid every … steps", min_value=1, step=50, key="sample_every_steps",
+        st.number_input(SETTING_LABELS["sample_every_steps"], min_value=1, step=50, key="sample_every_steps",
                         persist_state=PERSIST, disabled=disabled)
-        st.number_input("Save a checkpoint every … steps", min_value=1, step=100, key="checkpoint_every_steps",
+        st.number_input(SETTING_LABELS["checkpoint_every_steps"], min_value=1, step=100, key="checkpoint_every_steps",
                         persist_state=PERSIST, disabled=disabled)
+
+
+def setting_warnings(dataset) -> list[str]:
+    """Settings that will waste time or memory on these photos, in words."""
+    try:
+        config = config_from_session()
+    except ValueError as error:
+        return [f"Cannot start: {error}"]
+    warnings = []
+    suggested_px = suggest_resolution(dataset.source_sizes, prefer_max_px=supported_resolutions()[-1])
+    if config.resolution_px > 2 * suggested_px:
+        cost = (config.resolution_px / suggested_px) ** 2
+        warnings.append(
+            f"Your photos are about {suggested_px} px on their short side: training at {config.resolution_px} px "
+            f"adds no detail and costs about {cost:.0f} times as much per step."
+        )
+    memory_gb = estimate_step_memory_bytes(config) / 1e9
+    if memory_gb > MEMORY_WARNING_GB:
+        warnings.append(
+            f"{config.resolution_px} px with batch {config.batch_size} needs roughly {memory_gb:.0f} GB of memory "
+            "per step and may be very slow or run out of memory; lower the batch size or the resolution."
+        )
+    return warnings
 
 
 def start_training() -> None:
@@ -140,22 +168,32 @@ def show_finished_run(summary: RunSummary) -> None:
             show_picture(latest[1], f"fixed noise · step {latest[0]}")
 
 
+prepare_page()
 st.title("Train")
 
 snapshot = current_snapshot()
 active = snapshot is not None and snapshot.is_active
 
 dataset, problem = load_chosen_dataset()
-if dataset is None:
+if active:
+    running = shared_job_manager().current.config
+    st.caption(
+        f"This run trains on `{running.data_dir}` at {running.resolution_px} px ({running.fit_mode}); "
+        "changes on the Data page and below apply to the next run."
+    )
+elif dataset is None:
     st.error(f"{problem} Choose the images on the Data page.")
 else:
     st.caption(
-        f"{dataset.count} images from `{dataset.folder}` at {st.session_state['resolution_px']} px "
+        f"{plural(dataset.count, 'image')} from `{dataset.folder}` at {st.session_state['resolution_px']} px "
         f"({st.session_state['fit_mode']}). Change them on the Data page."
     )
 
 with st.expander("Settings", expanded=not active):
     settings_panel(disabled=active)
+if not active and dataset is not None:
+    for warning in setting_warnings(dataset):
+        st.warning(warning, icon=":material/warning:")
 
 st.button(
     "Start training",

@@ -12,7 +12,7 @@ import streamlit as st
 from core.imaging import make_grid
 from core.latent import INTERPOLATION_METHODS, blend, generate_images, interpolate, seed_to_z, seeds_to_z
 from core.runs import RunDir, RunError
-from ui.state import PERSIST
+from ui.state import PERSIST, prepare_page
 from ui.views import pick_run, show_picture
 
 GRID_COLUMNS = 6
@@ -25,6 +25,7 @@ def cached_generator(run_path: str, modified_ns: int):
     return RunDir(run_path).load_generator()
 
 
+prepare_page()
 st.title("Latent space")
 
 summary = pick_run("Run", key="latent_run", require_generator=True)

@@ -6,9 +6,10 @@ import streamlit as st
 
 from core.runs import list_runs
 from ui.charts import training_curves
-from ui.state import format_duration, runs_dir
+from ui.state import SETTING_LABELS, format_duration, prepare_page, runs_dir
 from ui.views import STATE_ICONS, latest_grid_of, pick_run, show_picture
 
+prepare_page()
 st.title("Runs")
 st.caption(f"Run folders in `{runs_dir()}`. Headless runs (`python -m core.train`) appear here too.")
 
@@ -83,16 +84,21 @@ settings_column, dataset_column = st.columns(2, gap="large")
 with settings_column:
     st.markdown("**Settings**")
     st.dataframe(
-        [{"setting": name, "value": str(value)} for name, value in config.to_dict().items()],
+        [{"setting": SETTING_LABELS.get(name, name), "value": str(value)} for name, value in config.to_dict().items()],
         hide_index=True,
         key="runs_config_table",
+        height="content",  # every setting visible, no inner scroll bar
     )
 with dataset_column:
     dataset = run.read_metadata().get("dataset", {})
     st.markdown("**Dataset**")
     st.markdown(
         f"{dataset.get('image_count', '?')} images from `{dataset.get('folder', '?')}`, "
-        f"{dataset.get('skipped_count', 0)} skipped; fingerprint `{str(dataset.get('fingerprint', ''))[:12]}`"
+        f"{dataset.get('skipped_count', 0)} skipped, {dataset.get('left_out_count', 0)} left out; "
+        f"fingerprint `{str(dataset.get('fingerprint', ''))[:12]}`"
     )
-    with st.expander("Files"):
-        st.dataframe([{"file": name} for name in dataset.get("files", [])], hide_index=True)
+    manifest = run.read_manifest()
+    with st.expander("Manifest: every file, its hash and what was done to it"):
+        st.dataframe(manifest.get("images", []), hide_index=True, key="runs_manifest_table")
+        if manifest.get("skipped"):
+            st.dataframe(manifest["skipped"], hide_index=True)

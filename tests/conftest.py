@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated runs directory per test, a generated photo folder, a tiny trained run.
+"""Shared fixtures: an isolated runs directory, pixel cache and datasets folder per test,
+a generated photo folder, a tiny trained run.
 
 Every image here is drawn by the tests; no personal data is involved.
 """
@@ -17,7 +18,9 @@ import pytest
 from PIL import Image
 
 from core.config import TrainConfig
+from core.pixel_cache import CACHE_DIR_ENV
 from core.runs import RUNS_DIR_ENV, RunDir
+from core.uploads import DATASETS_DIR_ENV
 
 TINY_SETTINGS = {
     "resolution_px": 16,
@@ -68,6 +71,13 @@ def isolated_runs_dir(tmp_path, monkeypatch) -> Path:
     return runs_dir
 
 
+@pytest.fixture(autouse=True)
+def isolated_caches_and_datasets(tmp_path, monkeypatch) -> None:
+    """The pixel cache and uploaded datasets go under the test's folder, never the project's."""
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "pixel_cache"))
+    monkeypatch.setenv(DATASETS_DIR_ENV, str(tmp_path / "datasets"))
+
+
 @pytest.fixture
 def face_folder(tmp_path) -> Path:
     folder = tmp_path / "faces"
@@ -84,7 +94,11 @@ def tiny_run(tmp_path_factory) -> RunDir:
     write_blob_faces(base / "faces", 12)
     handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        assert main(["--data", str(base / "faces"), "--runs-dir", str(base / "runs"), *TINY_RUN_ARGS]) == 0
+        # Session fixtures start before the autouse ones, so this run isolates its own cache.
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setenv(CACHE_DIR_ENV, str(base / "pixel_cache"))
+            arguments = ["--data", str(base / "faces"), "--runs-dir", str(base / "runs"), *TINY_RUN_ARGS]
+            assert main(arguments) == 0
     finally:
         for number, handler in handlers.items():  # main() installs its own Ctrl+C handler
             signal.signal(number, handler)

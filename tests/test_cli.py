@@ -90,9 +90,9 @@ def test_the_last_line_printed_is_the_new_run_directory(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("arguments", "named_in_message"),
     [
-        (["--resolution", "36"], "resolution_px=36 is not supported"),
-        (["--resolution", "300"], "resolution_px=300 must be between"),
-        (["--batch-size", "0"], "batch_size=0"),
+        (["--resolution", "36"], "--resolution=36 is not supported"),
+        (["--resolution", "300"], "--resolution=300 must be between"),
+        (["--batch-size", "0"], "--batch-size=0"),
         (["--fit", "stretch"], "--fit: invalid choice: 'stretch'"),
         (["--steps", "many"], "--steps: invalid int value: 'many'"),
     ],
@@ -124,7 +124,7 @@ def test_resume_refuses_settings_other_than_steps(tiny_run, tmp_path, capsys):
     code, _, err = run_cli(["--resume", str(copy), "--steps", "6", "--width", "16"], capsys)
 
     assert code == 2
-    assert "remove width" in err
+    assert "remove --width" in err
     assert RunDir(copy).read_status()["step"] == TINY_STEPS
 
 

@@ -17,7 +17,7 @@ from core.config import TrainConfig, resolution_levels, supported_resolutions
         ("resolution_px", 12, r"resolution_px=12 must be between 16 and 256"),
         ("batch_size", 0, r"batch_size=0 must be between 1 and 1024"),
         ("learning_rate_g", -1e-4, r"learning_rate_g=-0.0001 must be between"),
-        ("fit_mode", "stretch", r"fit_mode='stretch' must be one of \('pad', 'crop'\)"),
+        ("fit_mode", "stretch", r"fit_mode='stretch' must be one of \('pad', 'crop', 'face'\)"),
         ("batch_size", True, r"batch_size=True must be a whole number"),
         ("learning_rate_d", True, r"learning_rate_d=True must be a number"),
         ("steps", 10.0, r"steps=10.0 must be a whole number"),

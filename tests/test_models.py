@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.config import TrainConfig
-from core.models import build_discriminator, build_generator, channels_per_level
+from core.architecture import channels_per_level, estimate_step_memory_bytes
+from core.models import build_discriminator, build_generator
 
 RESOLUTIONS_PX = (32, 48, 64, 96)
 BATCH_SIZE = 5
@@ -63,3 +64,12 @@ def test_discriminator_has_no_batch_norm_so_each_score_depends_on_its_image_alon
 
     assert not any("batch_normalization" in layer.name for layer in discriminator.layers)
     np.testing.assert_allclose(alone[0], in_batch[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_memory_estimate_grows_with_batch_and_resolution_and_flags_the_extreme_case():
+    base = estimate_step_memory_bytes(TrainConfig(resolution_px=64, batch_size=64))
+
+    assert estimate_step_memory_bytes(TrainConfig(resolution_px=64, batch_size=128)) == 2 * base
+    assert estimate_step_memory_bytes(TrainConfig(resolution_px=128, batch_size=64)) > 3 * base
+    assert estimate_step_memory_bytes(TrainConfig(resolution_px=32, batch_size=64)) < 0.5e9
+    assert estimate_step_memory_bytes(TrainConfig(resolution_px=256, batch_size=256)) > 10e9

@@ -6,7 +6,9 @@ The tests run the app in-process, so the training job a page starts is the same
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,10 @@ def open_page(page: str, **session_values) -> AppTest:
         app.switch_page(page).run()
     assert not app.exception, [item.message for item in app.exception]
     return app
+
+
+def page_metrics(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
 
 
 def wait_until(condition, timeout_sec: float = 120.0) -> None:
@@ -64,13 +70,72 @@ def test_data_page_previews_a_typed_folder_and_lists_skipped_files_with_reasons(
     app.text_input(key="data_dir").input(str(folder)).run()
 
     assert not app.exception
-    metrics = {metric.label: metric.value for metric in app.metric}
-    assert metrics["Images used"] == "5"
-    assert metrics["Files skipped"] == "1"
-    skipped_table = app.dataframe[0].value
+    assert page_metrics(app)["Images used"] == "5"
+    assert page_metrics(app)["Files skipped"] == "1"
+    skipped_table = app.dataframe[0].value  # the first table on the page; the manifest comes later
     assert list(skipped_table["file"]) == ["broken.jpg"]
     assert "not an image" in skipped_table["reason"][0]
-    assert len(app.image) == 1
+    assert len(app.image) == 5  # one preview per usable photo
+    assert {box.key for box in app.checkbox} == {f"include::face_{index:03d}.png" for index in range(5)}
+    assert all(box.value for box in app.checkbox)
+
+
+def test_unticking_a_photo_on_the_data_page_leaves_it_out_of_training_until_included_again(tmp_path):
+    folder = tmp_path / "photos"
+    write_blob_faces(folder, 5)
+    app = open_page("pages/1_Data.py", data_dir=str(folder))
+
+    app.checkbox(key="include::face_002.png").uncheck().run()
+
+    assert page_metrics(app)["Images used"] == "4"
+    assert page_metrics(app)["Left out"] == "1"
+    assert app.session_state["exclude"] == ("face_002.png",)
+    assert any("excluded by you" in caption.value for caption in app.caption)
+    app.switch_page("pages/2_Train.py").run()
+    assert any("4 images" in caption.value for caption in app.caption)
+
+    app.switch_page("pages/1_Data.py").run()
+    app.button(key="include_all").click().run()
+    assert page_metrics(app)["Images used"] == "5"
+    assert app.checkbox(key="include::face_002.png").value is True
+
+
+def test_data_page_reports_a_duplicate_photo_and_trains_on_it_once(tmp_path):
+    folder = tmp_path / "photos"
+    (original,) = write_blob_faces(folder, 1)
+    write_blob_faces(folder / "more", 3, seed=5)
+    (folder / "zz copy of face.png").write_bytes(original.read_bytes())  # sorts after the original
+    app = open_page("pages/1_Data.py", data_dir=str(folder))
+
+    assert page_metrics(app)["Images used"] == "4"
+    assert any("exact duplicate of face_000.png" in caption.value for caption in app.caption)
+
+    app.toggle(key="keep_duplicates").set_value(True).run()
+    assert page_metrics(app)["Images used"] == "5"
+
+
+def test_uploading_photos_and_a_zip_makes_a_new_dataset_and_chooses_it(tmp_path):
+    photos = write_blob_faces(tmp_path / "to_upload", 3)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(photos[1], "holiday/one.png")
+        bundle.write(photos[2], "holiday/two.png")
+        bundle.writestr("../escape.png", photos[2].read_bytes())
+    app = open_page("pages/1_Data.py")
+
+    app.get("file_uploader")[0].set_value(
+        [("single.png", photos[0].read_bytes(), "image/png"), ("bundle.zip", archive.getvalue(), "application/zip")]
+    ).run()
+    app.button(key="save_upload").click().run()
+
+    assert not app.exception
+    chosen = Path(app.session_state["data_dir"])
+    assert chosen.parent.name == "datasets" and chosen.name.startswith("upload-")
+    assert sorted(path.relative_to(chosen).as_posix() for path in chosen.rglob("*.png")) == [
+        "holiday/one.png", "holiday/two.png", "single.png"
+    ]
+    assert page_metrics(app)["Images used"] == "3"
+    assert any("unsafe path" in warning.value for warning in app.warning)
 
 
 def test_data_page_names_a_missing_folder_in_its_error(tmp_path):
@@ -80,6 +145,27 @@ def test_data_page_names_a_missing_folder_in_its_error(tmp_path):
 
     assert not app.exception
     assert any("no such folder" in error.value and "does not exist" in error.value for error in app.error)
+
+
+def test_data_page_asks_for_a_folder_when_the_box_is_empty_and_accepts_a_quoted_path(face_folder):
+    app = open_page("pages/1_Data.py")
+
+    app.text_input(key="data_dir").input("   ").run()
+    assert any("Type the path of a folder" in error.value for error in app.error)
+
+    app.text_input(key="data_dir").input(f'"{face_folder}"').run()
+    assert not app.error
+    assert page_metrics(app)["Images used"] == "12"
+
+
+def test_a_session_that_opens_on_the_data_page_keeps_the_default_resolution_on_train():
+    app = AppTest.from_file(str(Path(DASHBOARD).parent / "pages" / "1_Data.py"), default_timeout=PAGE_TIMEOUT_SEC)
+    app.run()  # as when a browser opens /Data first and the page runs without dashboard.py
+    # Run as the main script, the page's links to its siblings cannot resolve; nothing else fails.
+    assert all("Could not find page" in item.message for item in app.exception)
+
+    assert app.select_slider(key="resolution_px").value == 32
+    assert app.session_state["resolution_px"] == 32
 
 
 def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import TINY_SETTINGS, tiny_config
 from core.data import load_folder
-from core.runs import RunDir, describe_dataset
+from core.runs import RunDir
 from core.trainer import StepRecord, Trainer, TrainingHooks
 
 RESOLUTION_PX = TINY_SETTINGS["resolution_px"]
@@ -29,7 +29,7 @@ def new_trainer(tmp_path, dataset, **changes) -> Trainer:
     config = tiny_config(
         dataset.folder, **({"steps": 4, "sample_every_steps": 100, "checkpoint_every_steps": 100} | changes)
     )
-    run = RunDir.create(tmp_path / "runs", config, describe_dataset(dataset))
+    run = RunDir.create(tmp_path / "runs", config, dataset)
     return Trainer(config, dataset.images, run)
 
 

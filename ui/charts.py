@@ -39,6 +39,7 @@ def training_curves(metrics: dict[str, np.ndarray], height_px: int = 420) -> go.
         height=height_px,
         margin={"l": 40, "r": 10, "t": 40, "b": 90},
         legend={"orientation": "h", "x": 0.0, "y": -0.25},  # below the axis titles, not over them
+        modebar={"orientation": "v"},  # down the right edge, clear of the subplot titles
     )
     return figure
 

@@ -17,9 +17,32 @@ from core.config import TrainConfig
 from core.data import DatasetError, LoadedDataset, load_folder
 from core.jobs import JobManager, job_manager
 from core.runs import default_runs_dir, project_root
+from ui.runtime import keep_keras_state_between_reruns
 
 PERSIST = "session"  # widget values outlive page switches
 SETTING_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
+SETTING_LABELS = {  # how each TrainConfig field is named on screen
+    "data_dir": "Image folder",
+    "resolution_px": "Resolution (pixels)",
+    "fit_mode": "Make each photo square by",
+    "background": "Background",
+    "exclude": "Files left out",
+    "keep_duplicates": "Keep duplicates",
+    "batch_size": "Batch size (real images per step)",
+    "steps": "Training steps",
+    "learning_rate_g": "Learning rate of G",
+    "learning_rate_d": "Learning rate of D",
+    "beta1": "Adam beta1",
+    "latent_dim": "Latent size (length of z)",
+    "width": "Network width (channels of the widest-resolution layer)",
+    "ema_decay": "Generator averaging (EMA decay, 0 = off)",
+    "seed": "Seed",
+    "log_every_steps": "Log every … steps",
+    "sample_every_steps": "Save a sample grid every … steps",
+    "checkpoint_every_steps": "Save a checkpoint every … steps",
+    "keep_checkpoints": "Checkpoints kept",
+    "grid_size": "Sample grid side (faces)",
+}
 
 
 @st.cache_resource
@@ -30,6 +53,16 @@ def shared_job_manager() -> JobManager:
 
 def runs_dir() -> Path:
     return default_runs_dir()
+
+
+def prepare_page() -> None:
+    """What every page needs before its first widget; safe to call more than once per run.
+
+    dashboard.py calls it for every page, and each page calls it again, because a page
+    opened by its own URL as a session's first page may run without dashboard.py.
+    """
+    keep_keras_state_between_reruns()
+    ensure_session_defaults()
 
 
 def ensure_session_defaults() -> None:
@@ -46,17 +79,41 @@ def config_from_session() -> TrainConfig:
 
 
 def data_folder() -> Path:
-    """The chosen data folder as an absolute path (relative paths start at the project)."""
+    """The chosen data folder as an absolute path (relative paths start at the project).
+
+    Raises DatasetError when the box is empty, rather than reading the project folder.
+    """
     ensure_session_defaults()
-    folder = Path(str(st.session_state["data_dir"]).strip()).expanduser()
+    text = clean_path_text(str(st.session_state["data_dir"]))
+    if not text:
+        raise DatasetError("Type the path of a folder of photos in the Image folder box, or use GANs_dataset.")
+    folder = Path(text).expanduser()
     return folder if folder.is_absolute() else project_root() / folder
 
 
-def load_chosen_dataset() -> tuple[LoadedDataset | None, str]:
-    """The chosen folder at the chosen size and fit, or (None, a message saying what is wrong)."""
+def clean_path_text(text: str) -> str:
+    """A typed or pasted path without surrounding spaces or quotes (file managers add them)."""
+    text = text.strip()
+    while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text
+
+
+def load_chosen_dataset(on_progress=None) -> tuple[LoadedDataset | None, str]:
+    """The chosen folder with the chosen size, fit, background and selection,
+    or (None, a message saying what is wrong)."""
     ensure_session_defaults()
+    state = st.session_state
     try:
-        dataset = load_folder(data_folder(), st.session_state["resolution_px"], st.session_state["fit_mode"])
+        dataset = load_folder(
+            data_folder(),
+            state["resolution_px"],
+            state["fit_mode"],
+            state["background"],
+            exclude=state["exclude"],
+            keep_duplicates=state["keep_duplicates"],
+            on_progress=on_progress,
+        )
     except (DatasetError, ValueError) as error:
         return None, str(error)
     return dataset, ""

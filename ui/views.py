@@ -22,6 +22,11 @@ STATE_ICONS = {  # Streamlit bundles Material icons, so they render without syst
 }
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 image', '3 images'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def show_picture(picture: np.ndarray, caption: str = "", min_side_px: int = 384) -> None:
     """A uint8 picture scaled up by whole pixels, so small faces stay crisp on screen."""
     st.image(enlarge(picture, min_side_px), caption=caption or None)
