@@ -15,6 +15,8 @@ from typing import Any
 FIT_MODES = ("pad", "crop", "face")  # pad (the original project), centre crop, crop around the face
 # Colour of padding bars and of transparent areas, as RGB.
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128)}
+# Settings that shape the networks: a run's checkpoints only fit a model built with these.
+ARCHITECTURE_FIELDS = ("resolution_px", "latent_dim", "width")
 MIN_RESOLUTION_PX = 16
 MAX_RESOLUTION_PX = 256
 MAX_CHANNELS = 512  # cap on the widest layer, as in the classic 64x64 DCGAN

@@ -493,11 +493,15 @@ def suggest_resolution(source_sizes: Sequence[tuple[int, int]], prefer_max_px: i
     return large_enough[0] if large_enough else allowed[-1]
 
 
-def make_training_dataset(images: np.ndarray, batch_size: int, seed: int) -> "tf.data.Dataset":
-    """An endless, shuffled stream of (batch_size, R, R, 3) float32 batches in [-1, 1].
+def make_training_dataset(
+    images: np.ndarray, batch_size: int, seed: int, start_step: int = 0
+) -> "tf.data.Dataset":
+    """An endless stream of (batch_size, R, R, 3) float32 batches in [-1, 1], from start_step on.
 
-    Every image is seen once per pass in a fresh order; batches run across passes, so a
-    folder with fewer images than batch_size still fills whole batches.
+    Every image is seen once per pass, in an order drawn from (seed, pass number) alone;
+    batches run across passes, so a folder with fewer images than batch_size still fills
+    whole batches. The batch of step s is therefore the same however the run got there,
+    which is what lets a resumed run continue exactly where an uninterrupted one would.
     """
     import tensorflow as tf  # imported here so pages that only preview data stay light
 
@@ -508,12 +512,22 @@ def make_training_dataset(images: np.ndarray, batch_size: int, seed: int) -> "tf
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive whole number")
 
-    dataset = tf.data.Dataset.from_tensor_slices(images)
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=True)
-    dataset = dataset.map(uint8_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    count = len(images)
+    pixels = tf.constant(images)
+    first_pass, offset = divmod(start_step * batch_size, count)
+
+    def order_of_pass(pass_number: tf.Tensor) -> tf.data.Dataset:
+        shuffle_seed = tf.stack([tf.constant(seed, tf.int64), pass_number])
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=shuffle_seed)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    indices = tf.data.Dataset.range(first_pass, 2**62).flat_map(order_of_pass).skip(offset)
+    batches = indices.batch(batch_size, drop_remainder=True)
+    batches = batches.map(
+        lambda batch_indices: uint8_to_model_range(tf.gather(pixels, batch_indices)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def load_for_config(config, base_dir: Path, on_progress: ProgressCallback | None = None) -> LoadedDataset:

@@ -135,6 +135,7 @@ class TrainingJob:
         from core.trainer import Trainer
 
         run = self._resume_run
+        trainer_ran = False
         try:
             dataset = load_for_config(self.config, project_root())
             if run is None:
@@ -146,17 +147,29 @@ class TrainingJob:
                 self._shared.step = int(trainer.step)
                 if self._shared.state == "loading":
                     self._shared.state = "running"
-            final_state = trainer.run(_JobHooks(self))
+            trainer_ran = True  # from here on, the trainer records failures in status.json itself
+            try:
+                final_state = trainer.run(_JobHooks(self))
+            finally:
+                trainer.close()  # the next run of this shape reuses the compiled step
             self._set_state(final_state)
         except Exception as error:  # the thread must never die silently
             logger.exception("training job failed")
             message = f"{type(error).__name__}: {error}"
-            if run is not None and run.read_status().get("state") != "failed":
-                # The trainer records its own failures; this covers those before it ran.
-                try:
-                    run.write_status("failed", self._shared.step, self.config.steps, message)
-                except OSError:
-                    logger.exception("could not record the failure in %s", run.path)
+            if run is None and isinstance(error, OSError):
+                message = (
+                    f"Cannot create a run folder in {self._runs_dir}: {error}. Choose a writable folder "
+                    "for runs (set DCGAN_STUDIO_RUNS_DIR) and start again."
+                )
+            if run is not None:
+                status = run.read_status()
+                if trainer_ran and status.get("state") == "failed" and status.get("reason"):
+                    message = status["reason"]  # the trainer's own explanation
+                else:  # failed before the trainer ran: record it in the run
+                    try:
+                        run.write_status("failed", self._shared.step, self.config.steps, message)
+                    except OSError:
+                        logger.exception("could not record the failure in %s", run.path)
             with self._lock:
                 self._shared.state = "failed"
                 self._shared.error = message

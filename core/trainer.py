@@ -3,11 +3,19 @@
 One step is one D update on a real batch and a batch from G, then one G update against
 the updated D, with the non-saturating loss of Goodfellow et al. Each update names the
 variables it changes, so neither network's weights move during the other's update.
+
+A run can be killed at any moment and resumed: checkpoints (``core.checkpoints``) hold
+both networks, both optimizers, the averaged G, the step, the noise generator and the
+fixed grid noise, and the batch of step s depends only on (seed, s). A step whose
+losses or weights are not finite is undone by rolling back to the last checkpoint; a
+second one stops the run with a suggested remedy. A checkpoint is never written from
+non-finite weights.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass
 
@@ -15,17 +23,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import TrainConfig
+from core.checkpoints import CheckpointError, CheckpointStore
+from core.config import ARCHITECTURE_FIELDS, TrainConfig
 from core.data import make_training_dataset
 from core.imaging import make_grid, model_range_to_uint8
 from core.latent import seeds_to_z
 from core.models import build_discriminator, build_generator
-from core.runs import RunDir, atomic_write_bytes
+from core.runs import RunDir, RunError, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
 _PAUSE_POLL_SEC = 0.05
 _EMA_WARMUP_STEPS = 10  # the average starts short and lengthens, so early samples are not stale
+MAX_ROLLBACKS = 1  # a second non-finite step in one session stops the run
+
+
+class NonFiniteTraining(RuntimeError):
+    """Losses or weights became NaN or infinite again after a rollback."""
 
 
 @dataclass(frozen=True)
@@ -61,19 +75,24 @@ class TrainingHooks:
         pass
 
 
-class Trainer:
-    """Builds G, D, the averaged G and both optimizers for a run, restoring it if it has a checkpoint."""
+NETWORK_SHAPE_FIELDS = ("resolution_px", "latent_dim", "width", "batch_size", "ema_decay", "beta1", "grid_size")
+_idle_networks: dict[tuple, "_Networks"] = {}  # at most one set, handed from a finished Trainer to the next
+_idle_networks_lock = threading.Lock()
 
-    def __init__(self, config: TrainConfig, images: np.ndarray, run: RunDir) -> None:
+
+class _Networks:
+    """G, D, the averaged G, both optimizers, the counters and the compiled step.
+
+    Kept from one run to the next when the shape is the same (NETWORK_SHAPE_FIELDS),
+    because TensorFlow never frees an XLA-compiled step (tensorflow/tensorflow#64170):
+    building a fresh set for every run grew the process by about 25 MB per run.
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        self.images = images
-        self.run_dir = run
-
-        keras.utils.set_random_seed(config.seed)
         self.generator = build_generator(config)
         self.discriminator = build_discriminator(config)
         self.ema_generator = build_generator(config)
-        self.ema_generator.set_weights(self.generator.get_weights())
         self.optimizer_g = keras.optimizers.Adam(config.learning_rate_g, beta_1=config.beta1)
         self.optimizer_d = keras.optimizers.Adam(config.learning_rate_d, beta_1=config.beta1)
         self.optimizer_g.build(self.generator.trainable_variables)
@@ -95,26 +114,31 @@ class Trainer:
             noise=self.noise,
             fixed_z=self.fixed_z,
         )
-        self.checkpoint_manager = tf.train.CheckpointManager(
-            self.checkpoint, str(run.checkpoints_dir), max_to_keep=config.keep_checkpoints
-        )
-        if self.checkpoint_manager.latest_checkpoint:
-            self.checkpoint.restore(self.checkpoint_manager.latest_checkpoint).expect_partial()
-            logger.info("resumed %s at step %d", run.run_id, int(self.step))
-            if int(self.step) >= config.steps:
-                raise ValueError(
-                    f"steps={config.steps} must be more than the {int(self.step)} steps run "
-                    f"'{run.run_id}' has already done"
-                )
-            # A longer resume is recorded, so config.json always states the run's target.
-            run.update_config(config)
 
         # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
         # The step has no tensor-dependent Python control flow, so AutoGraph is off: its
         # source rewriting of these methods failed intermittently in a background thread.
         self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
+        self.weights_are_finite = tf.function(self._weights_are_finite, autograph=False)
         self.discriminator_step = tf.function(self._discriminator_step, autograph=False)
         self.generator_step = tf.function(self._generator_step, autograph=False)
+
+    def reset(self, config: TrainConfig) -> None:
+        """Fresh weights drawn from config.seed, empty optimizer state, step 0: a new run."""
+        self.config = config
+        keras.utils.set_random_seed(config.seed)
+        fresh_generator = build_generator(config)
+        fresh_discriminator = build_discriminator(config)
+        self.generator.set_weights(fresh_generator.get_weights())
+        self.ema_generator.set_weights(fresh_generator.get_weights())
+        self.discriminator.set_weights(fresh_discriminator.get_weights())
+        for variable in self.optimizer_g.variables + self.optimizer_d.variables:
+            variable.assign(tf.zeros_like(variable))
+        self.optimizer_g.learning_rate.assign(config.learning_rate_g)
+        self.optimizer_d.learning_rate.assign(config.learning_rate_d)
+        self.step.assign(0)
+        self.noise.reset_from_seed(config.seed)
+        self.fixed_z.assign(seeds_to_z(range(config.grid_count), config.latent_dim))
 
     # The step.
 
@@ -162,7 +186,66 @@ class Trainer:
         results.update(self._generator_step(tf.shape(real)[0]))
         self._update_ema()
         self.step.assign_add(1)
+        # Checked inside the compiled step, where it costs one pass over the weights.
+        results["finite"] = tf.logical_and(
+            tf.reduce_all(tf.math.is_finite(tf.stack([results["d_loss"], results["g_loss"]]))),
+            self._weights_are_finite(),
+        )
         return results
+
+    def _weights_are_finite(self) -> tf.Tensor:
+        variables = self.generator.trainable_variables + self.discriminator.trainable_variables
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(variable)) for variable in variables])
+
+
+class Trainer:
+    """Trains one run: G, D, the averaged G and both optimizers, restored from its newest checkpoint."""
+
+    def __init__(self, config: TrainConfig, images: np.ndarray, run: RunDir) -> None:
+        self.config = config
+        self.images = images
+        self.run_dir = run
+
+        key = tuple(getattr(config, name) for name in NETWORK_SHAPE_FIELDS)
+        with _idle_networks_lock:
+            networks = _idle_networks.pop(key, None)
+        if networks is None:
+            networks = _Networks(config)
+        networks.reset(config)
+        self._networks, self._networks_key = networks, key
+        # The parts a caller (or a test) reaches for, under their usual names.
+        self.generator, self.discriminator = networks.generator, networks.discriminator
+        self.ema_generator = networks.ema_generator
+        self.optimizer_g, self.optimizer_d = networks.optimizer_g, networks.optimizer_d
+        self.step, self.noise, self.fixed_z = networks.step, networks.noise, networks.fixed_z
+        self.checkpoint = networks.checkpoint
+        self.train_step, self.weights_are_finite = networks.train_step, networks.weights_are_finite
+        self.discriminator_step, self.generator_step = networks.discriminator_step, networks.generator_step
+
+        self.checkpoints = CheckpointStore(run.checkpoints_dir, keep_last=config.keep_checkpoints)
+        self.resume_notes: list[str] = []  # checkpoints skipped on resume, in words
+        self._check_architecture_matches_run()
+        latest, skipped = self.checkpoints.newest_good()
+        self.resume_notes = [f"skipped {note}" for note in skipped]
+        for note in self.resume_notes:
+            logger.warning("%s: %s", run.run_id, note)
+        if latest is not None:
+            self._restore(latest.prefix)
+            logger.info("resumed %s at step %d", run.run_id, int(self.step))
+            if int(self.step) >= config.steps:
+                raise ValueError(
+                    f"steps={config.steps} must be more than the {int(self.step)} steps run "
+                    f"'{run.run_id}' has already done"
+                )
+            # A longer resume is recorded, so config.json always states the run's target.
+            run.update_config(config)
+
+
+    def close(self) -> None:
+        """Hand the networks to the next Trainer of the same shape; this one must not train again."""
+        with _idle_networks_lock:
+            _idle_networks.clear()  # one idle set at most: memory stays bounded
+            _idle_networks[self._networks_key] = self._networks
 
     # Outputs.
 
@@ -177,9 +260,33 @@ class Trainer:
         return make_grid(faces, self.config.grid_size)
 
     def save_checkpoint(self) -> None:
-        """Write a checkpoint, then export the sampling generator next to it."""
-        self.checkpoint_manager.save(checkpoint_number=int(self.step))
+        """Write and verify a checkpoint, then export the sampling generator next to it.
+
+        Raises NonFiniteTraining instead of saving weights that are not finite.
+        """
+        if not bool(self.weights_are_finite()):
+            raise NonFiniteTraining(f"weights are not finite at step {int(self.step)}; not saving them")
+        self.checkpoints.save(int(self.step), self.checkpoint.write)
         self.export_generator()
+
+    def _restore(self, prefix: str) -> None:
+        self.checkpoint.read(prefix).expect_partial()
+        # The optimizers' learning rates are variables in the checkpoint; a branch may change them.
+        self.optimizer_g.learning_rate.assign(self.config.learning_rate_g)
+        self.optimizer_d.learning_rate.assign(self.config.learning_rate_d)
+
+    def _check_architecture_matches_run(self) -> None:
+        """A run's networks are shaped by its own config.json; other shapes are refused by name."""
+        try:
+            stored = self.run_dir.read_config()
+        except RunError:
+            return  # no readable config.json: RunDir.open refuses such a folder before it gets here
+        for name in ARCHITECTURE_FIELDS:
+            if getattr(stored, name) != getattr(self.config, name):
+                raise ValueError(
+                    f"run '{self.run_dir.run_id}' was trained with {name}={getattr(stored, name)}; these settings "
+                    f"ask for {name}={getattr(self.config, name)}. Use the run's own value or start a new run."
+                )
 
     def export_generator(self) -> None:
         # Keras insists on the .keras suffix, so the temporary name keeps it before the rename.
@@ -200,18 +307,40 @@ class Trainer:
         try:
             return self._loop(hooks)
         except Exception as error:
-            run.write_status("failed", int(self.step), config.steps, f"{type(error).__name__}: {error}")
-            logger.exception("training of %s failed", run.run_id)
+            message = self._explain(error)
+            logger.exception("training of %s failed: %s", run.run_id, message)
+            try:
+                run.write_status("failed", int(self.step), config.steps, message)
+            except OSError:
+                logger.exception("could not record the failure in %s", run.status_path)
             raise
+
+    def _explain(self, error: Exception) -> str:
+        """A failure in words a user can act on."""
+        good, _ = self.checkpoints.newest_good()
+        kept = f"The last good checkpoint, step {good.step}, is intact." if good else "No checkpoint was written yet."
+        if isinstance(error, (OSError, CheckpointError)):
+            return (
+                f"Cannot write to {self.run_dir.path}: {error}. Free some disk space or choose a writable runs "
+                f"folder (DCGAN_STUDIO_RUNS_DIR), then continue the run. {kept}"
+            )
+        if isinstance(error, NonFiniteTraining):
+            return (
+                f"Training diverged: {error}. Lower the learning rates (now G {self.config.learning_rate_g:g}, "
+                f"D {self.config.learning_rate_d:g}); halving both usually helps. {kept}"
+            )
+        return f"{type(error).__name__}: {error}"
 
     def _loop(self, hooks: TrainingHooks) -> str:
         config, run = self.config, self.run_dir
         start_step = int(self.step)
         run.truncate_metrics_after(start_step)
-        run.write_status("running", start_step, config.steps)
+        run.write_status("running", start_step, config.steps, "; ".join(self.resume_notes))
+        if start_step == 0 and not self.checkpoints.complete():
+            self.checkpoints.save(0, self.checkpoint.write)  # so a first bad step can roll back
 
-        # Reseed the shuffle on resume so a continued run does not replay the first batches.
-        batches = iter(make_training_dataset(self.images, config.batch_size, config.seed + start_step))
+        batches = iter(make_training_dataset(self.images, config.batch_size, config.seed, start_step))
+        rollbacks = 0
         previous_elapsed = self._elapsed_from_metrics()
         train_started = time.perf_counter()
         paused_sec = 0.0
@@ -229,6 +358,14 @@ class Trainer:
                 continue
 
             results = self.train_step(next(batches))
+            if not bool(results["finite"]):
+                rollbacks += 1
+                if rollbacks > MAX_ROLLBACKS:
+                    raise NonFiniteTraining(f"losses or weights became NaN or infinite at step {step + 1} again")
+                step = self._roll_back(step + 1)
+                batches = iter(make_training_dataset(self.images, config.batch_size, config.seed, step))
+                interval_started, interval_steps = time.perf_counter(), 0
+                continue
             step += 1
             interval_steps += 1
 
@@ -268,6 +405,18 @@ class Trainer:
             self.export_generator()
         run.write_status(state, step, config.steps, "stopped by the user" if state == "stopped" else "")
         return state
+
+    def _roll_back(self, bad_step: int) -> int:
+        """Restore the newest good checkpoint after a non-finite step; returns its step."""
+        good, _ = self.checkpoints.newest_good()
+        if good is None:
+            raise NonFiniteTraining(f"losses or weights became NaN or infinite at step {bad_step}")
+        self._restore(good.prefix)
+        self.run_dir.truncate_metrics_after(good.step)
+        note = f"step {bad_step} was not finite; rolled back to the checkpoint of step {good.step}"
+        logger.warning("%s: %s", self.run_dir.run_id, note)
+        self.run_dir.write_status("running", good.step, self.config.steps, note)
+        return good.step
 
     def _save_sample(self, hooks: TrainingHooks, step: int) -> None:
         grid = self.sample_grid()

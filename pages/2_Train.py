@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.checkpoints import CheckpointStore
 from core.config import supported_resolutions
 from core.data import suggest_resolution
 from core.architecture import estimate_step_memory_bytes
@@ -154,7 +155,7 @@ def show_finished_run(summary: RunSummary) -> None:
     )
     if state == "failed":
         st.error(f"Training failed: {status.get('reason', 'no reason recorded')}")
-    if state in ("stopped", "failed") and run.checkpoints_dir.is_dir() and any(run.checkpoints_dir.iterdir()):
+    if state in ("stopped", "failed") and CheckpointStore(run.checkpoints_dir, 1).newest_good()[0] is not None:
         st.button("Continue this run", key="continue", on_click=continue_run, args=(run,), icon=":material/resume:")
 
     curves, grid = st.columns([3, 2], gap="large")

@@ -55,10 +55,13 @@ def test_a_tiny_run_writes_every_file_of_a_finished_run(tiny_run):
     assert tiny_run.read_metrics()["step"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert [step for step, _ in tiny_run.list_samples()] == [2, 4]
     assert all(Image.open(path).mode == "RGB" for _, path in tiny_run.list_samples())
-    assert sorted(path.name for path in tiny_run.checkpoints_dir.glob("ckpt-*.index")) == [
-        "ckpt-2.index",
-        "ckpt-4.index",
+    # Step 0 (so a first bad step can roll back), then every checkpoint interval; keep_checkpoints=3.
+    assert sorted(path.name for path in tiny_run.checkpoints_dir.iterdir()) == [
+        "step_000000",
+        "step_000002",
+        "step_000004",
     ]
+    assert all((folder / "complete.json").is_file() for folder in tiny_run.checkpoints_dir.iterdir())
     assert tiny_run.generator_path.is_file()
     status = tiny_run.read_status()
     assert (status["state"], status["step"], status["total_steps"]) == ("finished", TINY_STEPS, TINY_STEPS)
