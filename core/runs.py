@@ -21,6 +21,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import time
 import zipfile
 from dataclasses import dataclass
@@ -133,10 +134,11 @@ class RunDir:
         return self.path / "status.json"
 
     @classmethod
-    def create(cls, runs_dir: Path, config: TrainConfig, dataset) -> "RunDir":
+    def create(cls, runs_dir: Path, config: TrainConfig, dataset, parent: dict | None = None) -> "RunDir":
         """Make a new, uniquely named run directory with its config.json and manifest.json.
 
-        dataset is the core.data.LoadedDataset the run trains on.
+        dataset is the core.data.LoadedDataset the run trains on; parent, for a branch,
+        records the run and step it started from.
         """
         runs_dir = Path(runs_dir)
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -156,6 +158,8 @@ class RunDir:
         run.samples_dir.mkdir()
         run.checkpoints_dir.mkdir()
         metadata = {"config": config.to_dict(), "dataset": describe_dataset(dataset), "versions": library_versions()}
+        if parent is not None:
+            metadata["parent"] = parent
         atomic_write_text(run.config_path, json.dumps(metadata, indent=2, sort_keys=True))
         atomic_write_text(run.manifest_path, json.dumps(dataset.manifest(), indent=2, ensure_ascii=False))
         return run
@@ -337,3 +341,48 @@ def list_runs(runs_dir: Path | None = None) -> list[RunSummary]:
         except RunError as error:
             summaries.append(RunSummary(run, None, run.read_status(), str(error)))
     return summaries
+
+
+def branch_run(parent: RunDir, step: int, config: TrainConfig, dataset, runs_dir: Path | None = None) -> RunDir:
+    """A new run that starts from one kept checkpoint of parent, with changed settings.
+
+    The networks' shape comes from the parent and cannot change (ValueError names both
+    values); learning rates, batch size, length, data and the rest may. The new run gets
+    a copy of that checkpoint and the parent's metrics and grids up to that step, and its
+    config.json records the parent.
+    """
+    from core.checkpoints import CheckpointStore  # no TensorFlow: checkpoints are files here
+    from core.config import ARCHITECTURE_FIELDS
+
+    parent_config = parent.read_config()
+    for name in ARCHITECTURE_FIELDS:
+        if getattr(parent_config, name) != getattr(config, name):
+            raise ValueError(
+                f"run '{parent.run_id}' has {name}={getattr(parent_config, name)}; a branch of it cannot use "
+                f"{name}={getattr(config, name)}"
+            )
+    if config.steps <= step:
+        raise ValueError(f"steps={config.steps} must be more than the branch point, step {step}")
+    checkpoint = CheckpointStore(parent.checkpoints_dir, parent_config.keep_checkpoints).find(step)
+
+    branch = RunDir.create(
+        runs_dir if runs_dir is not None else parent.path.parent,
+        config,
+        dataset,
+        parent={"run": parent.run_id, "path": str(parent.path), "step": step},
+    )
+    shutil.copytree(checkpoint.folder, branch.checkpoints_dir / checkpoint.folder.name)
+    history = parent.read_metrics()
+    rows = [
+        {field: history[field][index] for field in METRIC_FIELDS}
+        for index in np.flatnonzero(history["step"] <= step)
+    ]
+    for row in rows:
+        row["step"] = int(row["step"])
+    if rows:
+        branch.append_metrics(rows)
+    for sample_step, path in parent.list_samples():
+        if sample_step <= step:
+            shutil.copy2(path, branch.samples_dir / path.name)
+    logger.info("branched %s from %s at step %d", branch.run_id, parent.run_id, step)
+    return branch

@@ -2,6 +2,7 @@
 
     python -m core.train --data GANs_dataset --resolution 32 --steps 2000
     python -m core.train --resume runs/20261203-120000-32px --steps 4000
+    python -m core.train --branch runs/20261203-120000-32px --from-step 1500 --lr-g 1e-4 --steps 3000
 
 Shows a progress bar, logs one line per logged step, and prints the run directory as its
 last line, so scripts can pick it up. Bad arguments exit with status 2 and a message.
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--runs-dir", type=Path, help="where run directories go (default runs/)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue this run to --steps total steps")
+    parser.add_argument(
+        "--branch", type=Path, metavar="RUN_DIR", help="start a new run from a kept checkpoint of this run"
+    )
+    parser.add_argument("--from-step", type=int, metavar="N", help="with --branch: the checkpoint's step")
     return parser
 
 
@@ -90,6 +95,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, RunDir | No
     given = {
         field: getattr(args, flag) for flag, field in FLAG_TO_FIELD.items() if getattr(args, flag) is not None
     }
+    if args.resume is not None and args.branch is not None:
+        raise ValueError("use --resume or --branch, not both")
+    if args.branch is not None:
+        if args.from_step is None:
+            raise ValueError("--branch needs --from-step N, the step of a kept checkpoint")
+        # The parent's settings, changed where a flag says so; its shape is checked on branching.
+        return RunDir.open(args.branch).read_config().replace(**given), None
     if args.resume is None:
         return TrainConfig(**given), None
 
@@ -156,7 +168,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.trainer import Trainer
 
-    if run is None:
+    if args.branch is not None:
+        from core.checkpoints import CheckpointError
+        from core.runs import branch_run
+
+        try:
+            run = branch_run(RunDir.open(args.branch), args.from_step, config, dataset, args.runs_dir)
+        except (ValueError, CheckpointError) as error:
+            parser.error(in_flag_names(str(error)))
+    elif run is None:
         run = RunDir.create(args.runs_dir or default_runs_dir(), config, dataset)
     try:
         trainer = Trainer(config, dataset.images, run)

@@ -1,7 +1,7 @@
 """One real-browser run: the Streamlit server, Debian's Chromium and Playwright, end to end.
 
 Open Train, shorten the run, Start, wait for the fixed-noise grid, switch pages and come
-back to the same running job, then Stop. The server log must stay free of tracebacks
+back to the same running job, open and close a second tab on it, then Stop. The server log must stay free of tracebacks
 and of Streamlit's "missing ScriptRunContext" warning (a thread calling st.*).
 
 Skipped where Chromium is not installed, unless DCGAN_STUDIO_REQUIRE_BROWSER=1 (CI sets
@@ -105,6 +105,16 @@ def test_a_user_starts_training_in_chromium_sees_faces_switches_pages_and_stops(
         page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
         expect(main.get_by_role("button", name="Stop")).to_be_visible(timeout=60_000)
         expect(main.get_by_role("button", name="Start training")).to_be_disabled()
+
+        # A second tab finds the same running job, then is closed while it trains.
+        second_tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        second_tab.goto(url)
+        second_tab.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
+        second_main = second_tab.get_by_test_id("stMainBlockContainer")
+        expect(second_main.get_by_role("button", name="Stop")).to_be_visible(timeout=60_000)
+        expect(second_main.get_by_role("button", name="Start training")).to_be_disabled()
+        second_tab.close()
+        page.wait_for_timeout(3000)  # the first tab keeps updating after the other went away
 
         main.get_by_role("button", name="Stop").click()
         expect(page.get_by_text("stopped at step")).to_be_visible(timeout=120_000)

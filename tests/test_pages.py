@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import TINY_SETTINGS, write_blob_faces
 from core.jobs import job_manager
+from core.runs import RunDir
 
 DASHBOARD = str(Path(__file__).resolve().parents[1] / "dashboard.py")
 PAGE_TIMEOUT_SEC = 60
@@ -271,3 +272,25 @@ def test_page_reruns_leave_the_training_threads_keras_state_alone():
     app.run()  # Streamlit would call keras.backend.clear_session() here
 
     assert global_state.get_global_attribute("probe_from_test") == 42
+
+
+def test_runs_page_pins_a_checkpoint_and_starts_a_branch_from_it(runs_dir_with_tiny_run):
+    from core.checkpoints import CheckpointStore
+
+    (parent_path,) = runs_dir_with_tiny_run.iterdir()
+    app = open_page("pages/4_Runs.py")
+    assert app.selectbox(key="runs_checkpoint").options == ["step 0", "step 2", "step 4"]
+
+    app.selectbox(key="runs_checkpoint").set_value(2).run()
+    app.button(key="pin").click().run()
+    assert CheckpointStore(parent_path / "checkpoints", 3).pinned() == {2}
+
+    app.number_input(key="branch_until").set_value(3).run()
+    app.button(key="branch").click().run()
+    assert not app.exception
+    job = job_manager().current
+    assert job is not None and job.join(120)
+    assert job.snapshot().state == "finished", job.snapshot().error
+    branch = RunDir(job.snapshot().run_path)
+    assert branch.read_metadata()["parent"]["step"] == 2
+    assert branch.read_status()["step"] == 3

@@ -22,10 +22,10 @@ import tensorflow as tf
 
 import core.trainer
 from conftest import TINY_RUN_ARGS, tiny_config, write_blob_faces
-from core.checkpoints import SAVE_DELAY_ENV, CheckpointStore
+from core.checkpoints import SAVE_DELAY_ENV, CheckpointError, CheckpointStore
 from core.data import load_folder
 from core.jobs import JobManager, wait_for
-from core.runs import RunDir
+from core.runs import RunDir, branch_run
 from core.trainer import Trainer
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -263,6 +263,8 @@ def resume_and_compare(run_path: Path, uninterrupted: Path) -> str:
     assert sorted(resumed) == list(range(1, KILL_STEPS + 1))  # no gap, no repeat
     for step in range(1, KILL_STEPS + 1):
         np.testing.assert_allclose(resumed[step], reference[step], rtol=1e-3, atol=1e-4, err_msg=f"step {step}")
+    largest = max(abs(a - b) for step in reference for a, b in zip(resumed[step], reference[step]))
+    print(f"largest loss difference from the uninterrupted run: {largest:.2e}")
     assert RunDir(run_path).read_status()["state"] == "finished"
     final_grid = np.asarray(tf.io.decode_png(tf.io.read_file(str(run_path / "samples" / f"step_{KILL_STEPS:06d}.png"))))
     reference_grid = np.asarray(
@@ -296,3 +298,53 @@ def test_a_run_killed_while_saving_a_checkpoint_skips_it_and_resumes_from_the_on
     assert skipped == [".partial-step_000008: unfinished (the process stopped while writing it)"]
     log = resume_and_compare(run_path, uninterrupted)
     assert "skipped .partial-step_000008" in log
+
+
+# Rewind and branch.
+
+
+def test_a_branch_starts_from_a_kept_checkpoint_with_new_settings_and_records_its_parent(tmp_path, dataset):
+    parent = new_trainer(tmp_path, dataset, steps=6, checkpoint_every_steps=2)
+    parent.run()
+    parent_run = parent.run_dir
+
+    config = parent.config.replace(steps=8, learning_rate_g=1e-4, batch_size=8)
+    branch = branch_run(parent_run, 4, config, dataset)
+    trainer = Trainer(config, dataset.images, branch)
+
+    assert int(trainer.step) == 4
+    assert float(trainer.optimizer_g.learning_rate) == pytest.approx(1e-4)
+    assert branch.read_metadata()["parent"] == {"run": parent_run.run_id, "path": str(parent_run.path), "step": 4}
+    assert branch.read_metrics()["step"].tolist() == [1, 2, 3, 4]
+    assert trainer.run() == "finished"
+    assert branch.read_metrics()["step"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert parent_run.read_status()["step"] == 6  # the parent is untouched
+
+
+def test_a_branch_cannot_change_the_networks_shape_and_says_which_value(tmp_path, dataset):
+    parent = new_trainer(tmp_path, dataset, steps=2)
+    parent.run()
+
+    with pytest.raises(ValueError, match=r"width=8; a branch of it cannot use width=16"):
+        branch_run(parent.run_dir, 2, parent.config.replace(width=16, steps=4), dataset)
+    with pytest.raises(CheckpointError, match=r"no checkpoint of step 1 .*kept: 0, 2"):
+        branch_run(parent.run_dir, 1, parent.config.replace(steps=4), dataset)
+
+
+def test_the_command_line_branches_a_run(tmp_path, tiny_run):
+    from core.train import main
+
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = main(["--branch", str(tiny_run.path), "--from-step", "2", "--steps", "5", "--lr-d", "1e-4",
+                     "--runs-dir", str(tmp_path / "branches")])
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+    assert code == 0
+    (branch_path,) = (tmp_path / "branches").iterdir()
+    branch = RunDir.open(branch_path)
+    assert branch.read_config().learning_rate_d == pytest.approx(1e-4)
+    assert branch.read_metadata()["parent"]["step"] == 2
+    assert branch.read_status()["step"] == 5
