@@ -118,3 +118,14 @@ def test_eta_is_unknown_before_the_first_record_and_positive_after(face_folder, 
     finally:
         job.stop()
         assert job.join(JOB_TIMEOUT_SEC)
+
+
+def test_shutdown_stops_the_active_job_and_waits_for_its_thread(tmp_path, face_folder):
+    manager = JobManager()
+    job, _ = manager.start(long_config(face_folder), runs_dir=tmp_path / "runs")
+    wait_until_step_passes(job, 0)
+
+    manager.shutdown(timeout_sec=JOB_TIMEOUT_SEC)
+
+    assert not job._thread.is_alive()
+    assert job.snapshot().state == "stopped"

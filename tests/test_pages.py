@@ -294,3 +294,29 @@ def test_runs_page_pins_a_checkpoint_and_starts_a_branch_from_it(runs_dir_with_t
     branch = RunDir(job.snapshot().run_path)
     assert branch.read_metadata()["parent"]["step"] == 2
     assert branch.read_status()["step"] == 3
+
+
+def test_train_page_shows_why_the_last_run_failed(runs_dir_with_tiny_run):
+    (run_path,) = runs_dir_with_tiny_run.iterdir()
+    RunDir(run_path).write_status("failed", 3, 4, "Cannot write to the runs folder: No space left on device.")
+
+    app = open_page("pages/2_Train.py")
+
+    assert any("No space left on device" in error.value for error in app.error)
+    assert not app.button(key="start").disabled
+
+
+def test_continue_on_the_train_page_resumes_a_stopped_run_to_its_target(runs_dir_with_tiny_run):
+    (run_path,) = runs_dir_with_tiny_run.iterdir()
+    run = RunDir(run_path)
+    run.update_config(run.read_config().replace(steps=6))
+    run.write_status("stopped", 4, 6, "stopped by the user")
+
+    app = open_page("pages/2_Train.py")
+    app.button(key="continue").click().run()
+
+    job = job_manager().current
+    assert job is not None and job.join(120)
+    assert job.snapshot().state == "finished", job.snapshot().error
+    assert run.read_status()["step"] == 6
+    assert run.read_metrics()["step"].tolist() == [1, 2, 3, 4, 5, 6]
