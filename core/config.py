@@ -16,7 +16,9 @@ FIT_MODES = ("pad", "crop", "face")  # pad (the original project), centre crop, 
 # Colour of padding bars and of transparent areas, as RGB.
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128)}
 # Settings that shape the networks: a run's checkpoints only fit a model built with these.
-ARCHITECTURE_FIELDS = ("resolution_px", "latent_dim", "width")
+ARCHITECTURE_FIELDS = ("resolution_px", "latent_dim", "width", "spectral_norm", "minibatch_std")
+AUGMENTATIONS = ("color", "translation", "cutout")
+LOSSES = ("non_saturating", "hinge", "least_squares", "wgan_gp")
 MIN_RESOLUTION_PX = 16
 MAX_RESOLUTION_PX = 256
 MAX_CHANNELS = 512  # cap on the widest layer, as in the classic 64x64 DCGAN
@@ -67,6 +69,15 @@ class TrainConfig:
     width: int = 32  # channels of G's last hidden layer and D's first, doubled per level;
     # 32 trains 3.5x faster than the classic 64 on a CPU and suffices for a few hundred photos
     ema_decay: float = 0.999  # averaged G for samples and export; 0 turns it off
+    augment: tuple[str, ...] = ("color", "translation", "cutout")  # DiffAugment policy; () = off
+    ada_target: float = 0.0  # 0: augment every image; else steer the probability ADA-style to this r
+    loss: str = "non_saturating"
+    r1_gamma: float = 0.0  # R1 penalty weight on real images; 0 = off
+    spectral_norm: bool = False  # spectral normalisation of D's layers
+    minibatch_std: bool = False  # D also sees how much a group of images differ, so G cannot collapse
+    label_smoothing: float = 0.0  # one-sided: real target 1 - this
+    d_steps_per_g: int = 1  # D updates per G update
+    metrics_every_steps: int = 500  # quality metrics (SWD, diversity, copies) on the averaged G; 0 = off
     seed: int = 0
     log_every_steps: int = 10
     sample_every_steps: int = 100
@@ -96,6 +107,20 @@ class TrainConfig:
         self._check_int("latent_dim", 2, 1024)
         self._check_int("width", 4, MAX_CHANNELS)
         self._check_float("ema_decay", 0.0, 0.9999)
+        if isinstance(self.augment, str) or not set(self.augment) <= set(AUGMENTATIONS):
+            raise ValueError(f"augment={self.augment!r} must be a list drawn from {AUGMENTATIONS}")
+        object.__setattr__(self, "augment", tuple(name for name in AUGMENTATIONS if name in self.augment))
+        self._check_float("ada_target", 0.0, 0.99)
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r} must be one of {LOSSES}")
+        self._check_float("r1_gamma", 0.0, 100.0)
+        if not isinstance(self.spectral_norm, bool):
+            raise ValueError(f"spectral_norm={self.spectral_norm!r} must be true or false")
+        if not isinstance(self.minibatch_std, bool):
+            raise ValueError(f"minibatch_std={self.minibatch_std!r} must be true or false")
+        self._check_float("label_smoothing", 0.0, 0.5)
+        self._check_int("d_steps_per_g", 1, 10)
+        self._check_int("metrics_every_steps", 0, 1_000_000)
         self._check_int("seed", 0, 2**31 - 1)
         self._check_int("log_every_steps", 1, 100_000)
         self._check_int("sample_every_steps", 1, 1_000_000)

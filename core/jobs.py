@@ -41,6 +41,7 @@ class JobSnapshot:
     latest_grid_step: int = 0
     error: str = ""
     batch_size: int = 1
+    quality_rows: tuple = ()  # core.quality.QualityRow, oldest first
 
     @property
     def is_active(self) -> bool:
@@ -68,6 +69,7 @@ class _SharedState:
     latest_grid: np.ndarray | None = None
     latest_grid_step: int = 0
     error: str = ""
+    quality_rows: list = field(default_factory=list)
 
 
 class TrainingJob:
@@ -126,6 +128,7 @@ class TrainingJob:
                 latest_grid_step=shared.latest_grid_step,
                 error=shared.error,
                 batch_size=self.config.batch_size,
+                quality_rows=tuple(shared.quality_rows),
             )
 
     # The thread.
@@ -199,6 +202,10 @@ class _JobHooks:
         with self._job._lock:
             self._job._shared.records.append(record)
             self._job._shared.step = record.step
+
+    def on_quality(self, row) -> None:
+        with self._job._lock:
+            self._job._shared.quality_rows.append(row)
 
     def on_sample(self, step: int, grid: np.ndarray) -> None:
         with self._job._lock:

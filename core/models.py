@@ -7,8 +7,9 @@ resolution: G starts from an s x s map (s in 4..7) and doubles k times; D mirror
 Every layer is named after the size it produces: Keras' automatic names are per thread,
 so a model built in the training thread could otherwise get two layers of the same name.
 
-D has no batch norm on purpose: the gradient penalties planned for small datasets (R1,
-WGAN-GP) need each image's score to depend on that image alone.
+D has no batch norm on purpose: the gradient penalties for small datasets (R1, WGAN-GP)
+need each image's score to depend on that image alone. The optional minibatch standard
+deviation layer is the one exception, and only across a group of MINIBATCH_GROUP images.
 """
 
 from __future__ import annotations
@@ -21,6 +22,29 @@ from core.config import TrainConfig, resolution_levels
 
 LEAKY_SLOPE = 0.2
 BATCH_NORM_MOMENTUM = 0.9  # faster than Keras' 0.99, so short runs get usable inference stats
+MINIBATCH_GROUP = 4  # images whose spread D sees together, as in StyleGAN
+
+
+@keras.saving.register_keras_serializable(package="dcgan_studio")
+class MinibatchStdDev(layers.Layer):
+    """Appends one feature map: the mean standard deviation over a group of images (Karras et al. 2018).
+
+    A collapsed G produces groups with almost no spread, which D then spots at once. A batch
+    not divisible by MINIBATCH_GROUP is treated as one group.
+    """
+
+    def call(self, features):
+        batch = keras.ops.shape(features)[0]
+        height, width, channels = features.shape[1], features.shape[2], features.shape[3]
+        group = keras.ops.where(batch % MINIBATCH_GROUP == 0, MINIBATCH_GROUP, batch)  # batch may be symbolic
+        grouped = keras.ops.reshape(features, (group, -1, height, width, channels))
+        spread = keras.ops.sqrt(keras.ops.var(grouped, axis=0) + 1e-8)  # (batch / group, h, w, c)
+        per_group = keras.ops.mean(spread, axis=(1, 2, 3), keepdims=True)  # (batch / group, 1, 1, 1)
+        per_image = keras.ops.tile(per_group, (group, height, width, 1))
+        return keras.ops.concatenate([features, per_image], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
 
 
 def _init() -> keras.initializers.Initializer:
@@ -59,6 +83,13 @@ def build_generator(config: TrainConfig) -> keras.Model:
     return keras.Model(z, image, name=f"generator_{config.resolution_px}px")
 
 
+def _maybe_normalised(layer: layers.Layer, config: TrainConfig) -> layers.Layer:
+    """The layer itself, or wrapped in spectral normalisation (Miyato et al. 2018) when asked."""
+    if not config.spectral_norm:
+        return layer
+    return layers.SpectralNormalization(layer, power_iterations=1, name=f"{layer.name}_spectral")
+
+
 def build_discriminator(config: TrainConfig) -> keras.Model:
     """image (R, R, 3) -> one real/fake logit (unbounded; the losses apply the sigmoid)."""
     start_px, doublings = resolution_levels(config.resolution_px)
@@ -69,13 +100,16 @@ def build_discriminator(config: TrainConfig) -> keras.Model:
     size_px = config.resolution_px
     for level_channels in channels:
         size_px //= 2
-        x = layers.Conv2D(
+        convolution = layers.Conv2D(
             level_channels, 4, strides=2, padding="same", kernel_initializer=_init(), name=f"down_{size_px}px"
-        )(x)
+        )
+        x = _maybe_normalised(convolution, config)(x)
         x = layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"down_{size_px}px_leaky")(x)
         assert x.shape[1:] == (size_px, size_px, level_channels), x.shape
 
     assert size_px == start_px and len(channels) == doublings
+    if config.minibatch_std:
+        x = MinibatchStdDev(name="minibatch_std")(x)
     x = layers.Flatten(name="flatten")(x)
-    logit = layers.Dense(1, kernel_initializer=_init(), name="logit")(x)
+    logit = _maybe_normalised(layers.Dense(1, kernel_initializer=_init(), name="logit"), config)(x)
     return keras.Model(image, logit, name=f"discriminator_{config.resolution_px}px")

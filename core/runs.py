@@ -24,6 +24,7 @@ import re
 import shutil
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 RUNS_DIR_ENV = "DCGAN_STUDIO_RUNS_DIR"
 RUN_STATES = ("running", "paused", "stopped", "finished", "failed")
-METRIC_FIELDS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec", "elapsed_sec")
+METRIC_FIELDS = (
+    "step", "d_loss", "g_loss", "d_real", "d_fake", "augment_probability", "images_per_sec", "elapsed_sec",
+)
 _SAMPLE_NAME = re.compile(r"step_(\d+)\.png$")
 
 
@@ -92,6 +95,28 @@ def describe_dataset(dataset) -> dict[str, Any]:
     }
 
 
+def _append_csv_rows(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Append rows (header on first write) and flush to disk, so a crash loses no logged row."""
+    is_new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        if is_new:
+            writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace_csv(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Rewrite a CSV with these rows only, atomically (a crash leaves the old file)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths and readers/writers of one run. Cheap to build; touches disk only when asked."""
@@ -128,6 +153,10 @@ class RunDir:
     @property
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
+
+    @property
+    def quality_path(self) -> Path:
+        return self.path / "quality.csv"
 
     @property
     def status_path(self) -> Path:
@@ -223,14 +252,7 @@ class RunDir:
 
     def append_metrics(self, rows: list[dict[str, float]]) -> None:
         """Append rows to metrics.csv (header on first write) and flush to disk."""
-        is_new = not self.metrics_path.exists()
-        with open(self.metrics_path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-            if is_new:
-                writer.writeheader()
-            writer.writerows(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _append_csv_rows(self.metrics_path, METRIC_FIELDS, rows)
 
     def read_metrics(self) -> dict[str, np.ndarray]:
         """Columns of metrics.csv as float arrays (empty arrays when nothing is logged yet)."""
@@ -260,12 +282,40 @@ class RunDir:
         ]
         for row in rows:
             row["step"] = int(row["step"])
-        temporary = self.metrics_path.with_name(".metrics.csv.tmp")
-        with open(temporary, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=METRIC_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(temporary, self.metrics_path)
+        _replace_csv(self.metrics_path, METRIC_FIELDS, rows)
+
+    # Quality measurements (core.quality), at their own interval.
+
+    def append_quality(self, row: dict[str, Any]) -> None:
+        from core.quality import QUALITY_FIELDS
+
+        _append_csv_rows(self.quality_path, QUALITY_FIELDS, [row])
+
+    def read_quality(self) -> list:
+        """quality.csv as QualityRows, oldest first; rows cut short by a crash are left out."""
+        from core.quality import QUALITY_FIELDS, QualityRow
+
+        rows = []
+        try:
+            with open(self.quality_path, newline="", encoding="utf-8") as handle:
+                for raw in csv.DictReader(handle):
+                    try:
+                        values = {name: raw[name] for name in QUALITY_FIELDS}
+                        numbers = {name: float(value) for name, value in values.items() if name not in ("step", "swd_levels")}
+                        rows.append(QualityRow(step=int(values["step"]), swd_levels=values["swd_levels"], **numbers))
+                    except (KeyError, TypeError, ValueError):
+                        continue
+        except FileNotFoundError:
+            pass
+        return rows
+
+    def truncate_quality_after(self, step: int) -> None:
+        from core.quality import QUALITY_FIELDS
+
+        if not self.quality_path.exists():
+            return
+        kept = [row.as_row() for row in self.read_quality() if row.step <= step]
+        _replace_csv(self.quality_path, QUALITY_FIELDS, kept)
 
     # Samples.
 
@@ -294,6 +344,19 @@ class RunDir:
         """Every saved grid in one zip archive, in memory, for a download button."""
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for _, path in self.list_samples():
+                archive.write(path, arcname=f"{self.run_id}/samples/{path.name}")
+        return buffer.getvalue()
+
+    def bundle_zip(self) -> bytes:
+        """The whole run for sharing, in memory: settings, manifest with hashes, metrics, grids,
+        generator. Checkpoints stay out (they are large and only needed to resume)."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in (self.config_path, self.manifest_path, self.metrics_path, self.quality_path,
+                         self.status_path, self.generator_path):
+                if path.is_file():
+                    archive.write(path, arcname=f"{self.run_id}/{path.name}")
             for _, path in self.list_samples():
                 archive.write(path, arcname=f"{self.run_id}/samples/{path.name}")
         return buffer.getvalue()

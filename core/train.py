@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from core.config import BACKGROUNDS, FIT_MODES, TrainConfig
+from core.config import AUGMENTATIONS, BACKGROUNDS, FIT_MODES, LOSSES, TrainConfig
 from core.runs import RunDir, RunError, default_runs_dir, project_root
 
 logger = logging.getLogger("core.train")
@@ -38,6 +38,15 @@ FLAG_TO_FIELD = {
     "latent_dim": "latent_dim",
     "width": "width",
     "ema_decay": "ema_decay",
+    "augment": "augment",
+    "ada_target": "ada_target",
+    "loss": "loss",
+    "r1_gamma": "r1_gamma",
+    "spectral_norm": "spectral_norm",
+    "minibatch_std": "minibatch_std",
+    "label_smoothing": "label_smoothing",
+    "d_steps": "d_steps_per_g",
+    "metrics_every": "metrics_every_steps",
     "seed": "seed",
     "log_every": "log_every_steps",
     "sample_every": "sample_every_steps",
@@ -68,6 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latent-dim", type=int, help=f"size of z (default {defaults.latent_dim})")
     parser.add_argument("--width", type=int, help=f"base channel count (default {defaults.width})")
     parser.add_argument("--ema-decay", type=float, help=f"averaged-generator decay, 0 = off (default {defaults.ema_decay})")
+    parser.add_argument(
+        "--augment", type=_augment_list, metavar="LIST",
+        help=f"DiffAugment policy, comma-separated from {','.join(AUGMENTATIONS)}, or none "
+        f"(default {','.join(defaults.augment) or 'none'})",
+    )
+    parser.add_argument("--ada-target", type=float, help="steer augmentation ADA-style to this D(x) sign mean; 0 = off")
+    parser.add_argument("--loss", choices=LOSSES, help=f"GAN loss (default {defaults.loss})")
+    parser.add_argument("--r1-gamma", type=float, help=f"R1 penalty weight, 0 = off (default {defaults.r1_gamma})")
+    parser.add_argument("--spectral-norm", action="store_const", const=True, help="spectral normalisation in D")
+    parser.add_argument(
+        "--minibatch-std", action=argparse.BooleanOptionalAction,
+        help=f"D sees the spread of each group of images (default {'on' if defaults.minibatch_std else 'off'})",
+    )
+    parser.add_argument("--label-smoothing", type=float, help="one-sided label smoothing of real targets")
+    parser.add_argument("--d-steps", type=int, help=f"D updates per G update (default {defaults.d_steps_per_g})")
+    parser.add_argument(
+        "--metrics-every", type=int, help=f"steps between quality metrics, 0 = off (default {defaults.metrics_every_steps})"
+    )
     parser.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
     parser.add_argument("--log-every", type=int, help=f"steps between log lines (default {defaults.log_every_steps})")
     parser.add_argument("--sample-every", type=int, help=f"steps between sample grids (default {defaults.sample_every_steps})")
@@ -81,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--from-step", type=int, metavar="N", help="with --branch: the checkpoint's step")
     return parser
+
+
+def _augment_list(text: str) -> tuple[str, ...]:
+    """'color,translation' -> ('color', 'translation'); 'none' or '' -> ()."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip() and name.strip() != "none")
+    unknown = sorted(set(names) - set(AUGMENTATIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+    return names
 
 
 def in_flag_names(message: str) -> str:
@@ -144,6 +180,9 @@ class _ProgressHooks:
 
     def on_sample(self, step: int, grid) -> None:
         pass
+
+    def on_quality(self, row) -> None:
+        pass  # the trainer logs each row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,9 +26,12 @@ import tensorflow as tf
 from core.checkpoints import CheckpointError, CheckpointStore
 from core.config import ARCHITECTURE_FIELDS, TrainConfig
 from core.data import make_training_dataset
+from core.augment import adjusted_probability, augment
 from core.imaging import make_grid, model_range_to_uint8
-from core.latent import seeds_to_z
+from core.losses import WGAN_GP_WEIGHT, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from core.latent import generate_images, seeds_to_z
 from core.models import build_discriminator, build_generator
+from core.quality import QualityWorker, quality_seeds
 from core.runs import RunDir, RunError, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 _PAUSE_POLL_SEC = 0.05
 _EMA_WARMUP_STEPS = 10  # the average starts short and lengthens, so early samples are not stale
 MAX_ROLLBACKS = 1  # a second non-finite step in one session stops the run
+R1_INTERVAL_STEPS = 4
 
 
 class NonFiniteTraining(RuntimeError):
@@ -52,6 +56,7 @@ class StepRecord:
     g_loss: float
     d_real: float  # mean D(x): D's probability that real images are real
     d_fake: float  # mean D(G(z)): D's probability that generated images are real
+    augment_probability: float  # share of images D sees augmented (changes only under ADA)
     images_per_sec: float  # real images consumed per second over the last log interval
     elapsed_sec: float  # training time so far, pauses excluded
 
@@ -74,8 +79,15 @@ class TrainingHooks:
     def on_sample(self, step: int, grid: np.ndarray) -> None:
         pass
 
+    def on_quality(self, row) -> None:
+        """Called from the quality worker thread with each core.quality.QualityRow."""
 
-NETWORK_SHAPE_FIELDS = ("resolution_px", "latent_dim", "width", "batch_size", "ema_decay", "beta1", "grid_size")
+
+# Settings baked into the compiled step: a Trainer reuses an idle set only if all match.
+NETWORK_SHAPE_FIELDS = (
+    "resolution_px", "latent_dim", "width", "spectral_norm", "minibatch_std", "batch_size", "ema_decay", "beta1", "grid_size",
+    "augment", "ada_target", "loss", "r1_gamma", "label_smoothing", "d_steps_per_g",
+)
 _idle_networks: dict[tuple, "_Networks"] = {}  # at most one set, handed from a finished Trainer to the next
 _idle_networks_lock = threading.Lock()
 
@@ -104,7 +116,9 @@ class _Networks:
         self.fixed_z = tf.Variable(
             seeds_to_z(range(config.grid_count), config.latent_dim), trainable=False, name="fixed_z"
         )
+        self.augment_probability = tf.Variable(0.0, trainable=False, name="augment_probability")
         self.checkpoint = tf.train.Checkpoint(
+            augment_probability=self.augment_probability,
             generator=self.generator,
             discriminator=self.discriminator,
             ema_generator=self.ema_generator,
@@ -119,6 +133,7 @@ class _Networks:
         # The step has no tensor-dependent Python control flow, so AutoGraph is off: its
         # source rewriting of these methods failed intermittently in a background thread.
         self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
+        self.r1_step = tf.function(self._r1_step, jit_compile=True, autograph=False)
         self.weights_are_finite = tf.function(self._weights_are_finite, autograph=False)
         self.discriminator_step = tf.function(self._discriminator_step, autograph=False)
         self.generator_step = tf.function(self._generator_step, autograph=False)
@@ -139,35 +154,71 @@ class _Networks:
         self.step.assign(0)
         self.noise.reset_from_seed(config.seed)
         self.fixed_z.assign(seeds_to_z(range(config.grid_count), config.latent_dim))
+        # A fixed policy augments every image; ADA starts from none and adds as D overfits.
+        self.augment_probability.assign(0.0 if config.ada_target > 0 else 1.0)
 
     # The step.
 
     def _discriminator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
         """Teach D to score real images high and G's images low. Only D's weights change."""
-        z = self.noise.normal([tf.shape(real)[0], self.config.latent_dim])
+        config = self.config
+        z = self.noise.normal([tf.shape(real)[0], config.latent_dim])
+        seeds = tf.cast(self.noise.make_seeds(3), tf.int32)
         # stateless_call runs G in training mode without updating its batch-norm statistics,
         # so this update leaves every G variable as it was.
         fake, _ = self.generator.stateless_call(
             self.generator.trainable_variables, self.generator.non_trainable_variables, z, training=True
         )
+        # D sees real and generated images through the same kind of augmentation.
+        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0])
+        fake_seen = augment(fake, config.augment, self.augment_probability, seeds[:, 1])
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits)) + tf.reduce_mean(tf.nn.softplus(fake_logits))
+            real_logits = self.discriminator(real_seen, training=True)
+            fake_logits = self.discriminator(fake_seen, training=True)
+            d_loss = discriminator_loss(config.loss, real_logits, fake_logits, config.label_smoothing)
+            if config.loss == "wgan_gp":
+                d_loss += WGAN_GP_WEIGHT * gradient_penalty(self.discriminator, real_seen, fake_seen, seeds[:, 2])
+
         variables = self.discriminator.trainable_variables
         self.optimizer_d.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+
+        if config.ada_target > 0:
+            real_sign_mean = tf.reduce_mean(tf.sign(real_logits))
+            self.augment_probability.assign(
+                adjusted_probability(self.augment_probability, real_sign_mean, config.ada_target, config.batch_size)
+            )
         return {
             "d_loss": d_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
         }
 
+    def _r1_step(self, real: tf.Tensor) -> tf.Tensor:
+        """A separate D update on the R1 penalty alone, every R1_INTERVAL_STEPS steps and weighted up
+        to match (lazy regularisation, Karras et al. 2020): R1 in every step halved the speed."""
+        config = self.config
+        seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
+        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0])
+        with tf.GradientTape() as tape:
+            penalty = r1_penalty(self.discriminator, real_seen)
+            weighted = 0.5 * config.r1_gamma * R1_INTERVAL_STEPS * penalty
+        variables = self.discriminator.trainable_variables
+        self.optimizer_d.apply_gradients(zip(tape.gradient(weighted, variables), variables))
+        return penalty
+
     def _generator_step(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Teach G to make D score its images high (non-saturating loss). Only G's weights change."""
-        z = self.noise.normal([batch_size, self.config.latent_dim])
+        """Teach G to make D score its images high. Only G's weights change."""
+        config = self.config
+        z = self.noise.normal([batch_size, config.latent_dim])
+        seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
-            g_loss = tf.reduce_mean(tf.nn.softplus(-self.discriminator(fake, training=True)))
+            # training=False: D has no batch norm, and spectral normalisation must not
+            # update D's weights during G's step.
+            fake_logits = self.discriminator(
+                augment(fake, config.augment, self.augment_probability, seeds[:, 0]), training=False
+            )
+            g_loss = generator_loss(config.loss, fake_logits)
         variables = self.generator.trainable_variables
         self.optimizer_g.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
         return {"g_loss": g_loss}
@@ -182,8 +233,10 @@ class _Networks:
             average.assign(weight)
 
     def _train_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
-        results = self._discriminator_step(real)
+        for _ in range(self.config.d_steps_per_g):  # each D update sees the same real batch, new z
+            results = self._discriminator_step(real)
         results.update(self._generator_step(tf.shape(real)[0]))
+        results["augment_probability"] = tf.identity(self.augment_probability)
         self._update_ema()
         self.step.assign_add(1)
         # Checked inside the compiled step, where it costs one pass over the weights.
@@ -220,6 +273,7 @@ class Trainer:
         self.step, self.noise, self.fixed_z = networks.step, networks.noise, networks.fixed_z
         self.checkpoint = networks.checkpoint
         self.train_step, self.weights_are_finite = networks.train_step, networks.weights_are_finite
+        self.r1_step = networks.r1_step
         self.discriminator_step, self.generator_step = networks.discriminator_step, networks.generator_step
 
         self.checkpoints = CheckpointStore(run.checkpoints_dir, keep_last=config.keep_checkpoints)
@@ -335,10 +389,22 @@ class Trainer:
         config, run = self.config, self.run_dir
         start_step = int(self.step)
         run.truncate_metrics_after(start_step)
+        run.truncate_quality_after(start_step)
         run.write_status("running", start_step, config.steps, "; ".join(self.resume_notes))
         if start_step == 0 and not self.checkpoints.complete():
             self.checkpoints.save(0, self.checkpoint.write)  # so a first bad step can roll back
 
+        quality = None
+        if config.metrics_every_steps:
+            quality = QualityWorker(self.images, lambda row: self._record_quality(hooks, row))
+        try:
+            return self._steps(hooks, start_step, quality)
+        finally:
+            if quality is not None:
+                quality.close()
+
+    def _steps(self, hooks: TrainingHooks, start_step: int, quality: QualityWorker | None) -> str:
+        config, run = self.config, self.run_dir
         batches = iter(make_training_dataset(self.images, config.batch_size, config.seed, start_step))
         rollbacks = 0
         previous_elapsed = self._elapsed_from_metrics()
@@ -357,7 +423,10 @@ class Trainer:
                 interval_started, interval_steps = time.perf_counter(), 0
                 continue
 
-            results = self.train_step(next(batches))
+            real = next(batches)
+            results = self.train_step(real)
+            if config.r1_gamma > 0 and (step + 1) % R1_INTERVAL_STEPS == 0:
+                self.r1_step(real)
             if not bool(results["finite"]):
                 rollbacks += 1
                 if rollbacks > MAX_ROLLBACKS:
@@ -378,6 +447,7 @@ class Trainer:
                     g_loss=float(results["g_loss"]),
                     d_real=float(results["d_real"]),
                     d_fake=float(results["d_fake"]),
+                    augment_probability=float(results["augment_probability"]),
                     images_per_sec=interval_steps * config.batch_size / max(now - interval_started, 1e-9),
                     elapsed_sec=previous_elapsed + now - train_started - paused_sec,
                 )
@@ -396,6 +466,8 @@ class Trainer:
                 run.write_status("running", step, config.steps)
             if step % config.checkpoint_every_steps == 0 or step == config.steps:
                 self.save_checkpoint()
+            if quality is not None and (step % config.metrics_every_steps == 0 or step == config.steps):
+                quality.submit(step, self.quality_sample())
 
         if step > start_step and step % config.checkpoint_every_steps != 0 and step != config.steps:
             # Stopped between checkpoints: keep the work done since the last one.
@@ -403,8 +475,23 @@ class Trainer:
             self.save_checkpoint()
         if not run.generator_path.exists():
             self.export_generator()
+        if quality is not None:
+            quality.close()  # the last scores are on disk before the run says it ended
         run.write_status(state, step, config.steps, "stopped by the user" if state == "stopped" else "")
         return state
+
+    def quality_sample(self) -> np.ndarray:
+        """QUALITY_SAMPLE_COUNT images from fixed seeds by the sampling G, uint8, for the metrics."""
+        z = seeds_to_z(quality_seeds(), self.config.latent_dim)
+        return generate_images(self.sampling_generator, z)
+
+    def _record_quality(self, hooks: TrainingHooks, row) -> None:
+        self.run_dir.append_quality(row.as_row())
+        hooks.on_quality(row)
+        logger.info(
+            "quality at step %d: SWD %.3f (photos %.3f)  MS-SSIM %.3f (photos %.3f)  near copies %.0f%%",
+            row.step, row.swd, row.swd_baseline, row.diversity, row.diversity_training, 100 * row.near_copy_fraction,
+        )
 
     def _roll_back(self, bad_step: int) -> int:
         """Restore the newest good checkpoint after a non-finite step; returns its step."""
@@ -413,6 +500,7 @@ class Trainer:
             raise NonFiniteTraining(f"losses or weights became NaN or infinite at step {bad_step}")
         self._restore(good.prefix)
         self.run_dir.truncate_metrics_after(good.step)
+        self.run_dir.truncate_quality_after(good.step)
         note = f"step {bad_step} was not finite; rolled back to the checkpoint of step {good.step}"
         logger.warning("%s: %s", self.run_dir.run_id, note)
         self.run_dir.write_status("running", good.step, self.config.steps, note)

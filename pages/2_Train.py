@@ -9,12 +9,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.checkpoints import CheckpointStore
-from core.config import supported_resolutions
+from core.config import AUGMENTATIONS, LOSSES, supported_resolutions
 from core.data import suggest_resolution
 from core.architecture import estimate_step_memory_bytes
 from core.jobs import JobSnapshot
 from core.runs import RunDir, RunSummary
-from ui.charts import records_to_columns, training_curves
+from core.health import health_alerts
+from core.quality import QUALITY_SAMPLE_COUNT
+from ui.charts import quality_curves, records_to_columns, training_curves
 from ui.state import (
     PERSIST,
     SETTING_LABELS,
@@ -25,7 +27,15 @@ from ui.state import (
     runs_dir,
     shared_job_manager,
 )
-from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, plural, readable_runs, show_picture
+from ui.views import (
+    STATE_ICONS,
+    current_snapshot,
+    latest_grid_of,
+    plural,
+    readable_runs,
+    show_alerts,
+    show_picture,
+)
 
 LIVE_REFRESH_SEC = 1.0
 LIVE_CURVES_REFRESH_SEC = 5.0
@@ -35,6 +45,14 @@ LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4, 1e-3, 2e-3)
 LATENT_SIZES = (8, 16, 32, 64, 100, 128, 256, 512)
 WIDTHS = (8, 16, 32, 48, 64, 96, 128)
 EMA_DECAYS = (0.0, 0.9, 0.99, 0.995, 0.999, 0.9995, 0.9999)
+ADA_TARGETS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
+R1_GAMMAS = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
+LOSS_LABELS = {
+    "non_saturating": "non-saturating (DCGAN)",
+    "hinge": "hinge",
+    "least_squares": "least squares",
+    "wgan_gp": "Wasserstein + gradient penalty",
+}
 
 
 def settings_panel(disabled: bool) -> None:
@@ -73,6 +91,34 @@ def settings_panel(disabled: bool) -> None:
                         persist_state=PERSIST, disabled=disabled)
         st.number_input(SETTING_LABELS["checkpoint_every_steps"], min_value=1, step=100, key="checkpoint_every_steps",
                         persist_state=PERSIST, disabled=disabled)
+        st.number_input(SETTING_LABELS["metrics_every_steps"], min_value=0, step=100, key="metrics_every_steps",
+                        persist_state=PERSIST, disabled=disabled,
+                        help="SWD, diversity and near copies of the averaged G, scored beside training; 0 = off.")
+
+    st.markdown("**Small-data tricks**")
+    tricks = st.columns(4, gap="large")
+    tricks[0].multiselect(SETTING_LABELS["augment"], AUGMENTATIONS, key="augment", persist_state=PERSIST,
+                          disabled=disabled,
+                          help="DiffAugment: D sees real and generated images through the same random changes, "
+                          "so it cannot memorise a few photos.")
+    tricks[0].select_slider(SETTING_LABELS["ada_target"], ADA_TARGETS, key="ada_target", persist_state=PERSIST,
+                            disabled=disabled, format_func=lambda value: "off (always)" if value == 0 else f"{value:g}",
+                            help="Off: every image is augmented. Otherwise the share of augmented images adapts "
+                            "(ADA) so that D's mean sign on real images stays near this target; 0.6 as in ADA.")
+    tricks[1].selectbox(SETTING_LABELS["loss"], LOSSES, key="loss", persist_state=PERSIST, disabled=disabled,
+                        format_func=LOSS_LABELS.get)
+    tricks[1].select_slider(SETTING_LABELS["r1_gamma"], R1_GAMMAS, key="r1_gamma", persist_state=PERSIST,
+                            disabled=disabled, format_func=lambda value: "off" if value == 0 else f"{value:g}",
+                            help="Penalises D's gradient on real images, which keeps it from overreacting.")
+    tricks[2].toggle(SETTING_LABELS["spectral_norm"], key="spectral_norm", persist_state=PERSIST, disabled=disabled,
+                     help="Spectral normalisation of D's layers (Miyato et al.), usually with the hinge loss.")
+    tricks[2].toggle(SETTING_LABELS["minibatch_std"], key="minibatch_std", persist_state=PERSIST, disabled=disabled,
+                     help="D also sees how much each group of 4 images differ (Karras et al. 2018), so a "
+                     "generator that draws the same face every time is easy to catch.")
+    tricks[2].slider(SETTING_LABELS["label_smoothing"], 0.0, 0.3, step=0.05, key="label_smoothing",
+                     persist_state=PERSIST, disabled=disabled, help="Real images' target becomes 1 minus this.")
+    tricks[3].number_input(SETTING_LABELS["d_steps_per_g"], min_value=1, max_value=10, step=1, key="d_steps_per_g",
+                           persist_state=PERSIST, disabled=disabled)
 
 
 def setting_warnings(dataset) -> list[str]:
@@ -143,6 +189,23 @@ def show_live_status(snapshot: JobSnapshot) -> None:
     if snapshot.records:
         last = snapshot.records[-1]
         numbers[3].metric("D(x) / D(G(z))", f"{last.d_real:.2f} / {last.d_fake:.2f}")
+        if shared_job_manager().current.config.ada_target > 0:
+            st.caption(f"Adaptive augmentation: {last.augment_probability:.0%} of images augmented.")
+
+
+def show_quality(rows, key: str) -> None:
+    """The quality panel: SWD, diversity and near copies against the photos' own values."""
+    if rows:
+        last = rows[-1]
+        st.markdown(
+            f"**Quality at step {last.step}** (averaged G, {QUALITY_SAMPLE_COUNT} fixed seeds): SWD {last.swd:.3f} "
+            f"(photos vs photos {last.swd_baseline:.3f}) · MS-SSIM {last.diversity:.3f} (photos "
+            f"{last.diversity_training:.3f}) · near copies {last.near_copy_fraction:.0%} · photos no sample is "
+            f"nearest to {last.coverage_ignored_fraction:.0%}"
+        )
+        st.plotly_chart(quality_curves(rows), key=key)
+    else:
+        st.caption("Quality metrics appear after the first metrics interval.")
 
 
 def show_finished_run(summary: RunSummary) -> None:
@@ -158,11 +221,14 @@ def show_finished_run(summary: RunSummary) -> None:
     if state in ("stopped", "failed") and CheckpointStore(run.checkpoints_dir, 1).newest_good()[0] is not None:
         st.button("Continue this run", key="continue", on_click=continue_run, args=(run,), icon=":material/resume:")
 
+    metrics, quality_rows = run.read_metrics(), run.read_quality()
+    show_alerts(health_alerts(metrics, quality_rows, [status.get("reason", "")]))
     curves, grid = st.columns([3, 2], gap="large")
     with curves:
-        metrics = run.read_metrics()
         if len(metrics["step"]):
             st.plotly_chart(training_curves(metrics), key="run_curves")
+        if quality_rows:
+            show_quality(quality_rows, key="run_quality")
     with grid:
         latest = latest_grid_of(run)
         if latest is not None:
@@ -224,7 +290,10 @@ def live_status() -> None:
 def live_curves() -> None:
     snapshot = current_snapshot()
     if snapshot is not None:
-        st.plotly_chart(training_curves(records_to_columns(snapshot.records)), key="live_curves")
+        columns = records_to_columns(snapshot.records)
+        show_alerts(health_alerts(columns, snapshot.quality_rows))
+        st.plotly_chart(training_curves(columns), key="live_curves")
+        show_quality(snapshot.quality_rows, key="live_quality")
 
 
 @st.fragment(run_every=LIVE_REFRESH_SEC)

@@ -11,18 +11,12 @@ import streamlit as st
 
 from core.imaging import make_grid
 from core.latent import INTERPOLATION_METHODS, blend, generate_images, interpolate, seed_to_z, seeds_to_z
-from core.runs import RunDir, RunError
+from core.runs import RunError
 from ui.state import PERSIST, prepare_page
-from ui.views import pick_run, show_picture
+from ui.views import cached_generator, pick_run, show_picture
 
 GRID_COLUMNS = 6
 MAX_SEED = 2**31 - 1
-
-
-@st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
-def cached_generator(run_path: str, modified_ns: int):
-    """The run's generator, reloaded only when generator.keras changes (each checkpoint rewrites it)."""
-    return RunDir(run_path).load_generator()
 
 
 prepare_page()

@@ -4,13 +4,84 @@ from __future__ import annotations
 
 import streamlit as st
 
+import numpy as np
+
 from core.checkpoints import CheckpointError, CheckpointStore
 from core.config import ARCHITECTURE_FIELDS
-from core.data import load_for_config
+from core.data import DatasetError, load_for_config
+from core.health import health_alerts
+from core.imaging import make_grid
+from core.latent import generate_images, seeds_to_z
+from core.metrics import NEAR_COPY_THRESHOLD
+from core.quality import QUALITY_SEED_OFFSET, closest_pairs, quality_seeds
 from core.runs import RunDir, branch_run, list_runs, project_root
-from ui.charts import training_curves
+from ui.charts import compared_curves, quality_curves, training_curves
 from ui.state import SETTING_LABELS, config_from_session, format_duration, prepare_page, runs_dir, shared_job_manager
-from ui.views import STATE_ICONS, current_snapshot, latest_grid_of, pick_run, show_picture
+from ui.views import (
+    STATE_ICONS,
+    cached_generator,
+    current_snapshot,
+    latest_grid_of,
+    pick_run,
+    readable_runs,
+    run_label,
+    show_alerts,
+    show_picture,
+)
+
+
+def show_quality_summary(last) -> None:
+    numbers = st.columns(4)
+    numbers[0].metric("SWD", f"{last.swd:.3f}", help=f"Photos vs photos: {last.swd_baseline:.3f}. Lower is closer.")
+    numbers[1].metric("MS-SSIM", f"{last.diversity:.3f}",
+                      help=f"Photos: {last.diversity_training:.3f}. Lower means more varied faces.")
+    numbers[2].metric("Near copies", f"{last.near_copy_fraction:.0%}")
+    numbers[3].metric("Photos ignored", f"{last.coverage_ignored_fraction:.0%}",
+                      help="Training photos that no generated face is nearest to.")
+
+
+def show_closest_pairs(run: RunDir, config) -> None:
+    """Generated faces beside their nearest training photo, most photo-like first."""
+    try:
+        dataset = load_for_config(config, project_root())
+    except (DatasetError, ValueError) as error:
+        st.info(f"The run's photos cannot be read now ({error}), so nearest photos cannot be shown.")
+        return
+    generated = generate_images(cached_generator(str(run.path), run.generator_path.stat().st_mtime_ns),
+                                seeds_to_z(quality_seeds(), config.latent_dim))
+    pairs = closest_pairs(generated, dataset.images)
+    columns = st.columns(4)
+    for position, (generated_index, photo_index, score) in enumerate(pairs):
+        with columns[position % 4]:
+            side_by_side = make_grid(np.stack([generated[generated_index], dataset.images[photo_index]]), 2)
+            label = "near copy" if score < NEAR_COPY_THRESHOLD else "not a copy"
+            photo_name = dataset.included_records[photo_index].relative_path
+            show_picture(side_by_side, f"copy score {score:.2f} ({label}): {photo_name}", min_side_px=192)
+    st.caption(f"Left: generated (seed {QUALITY_SEED_OFFSET}+); right: its nearest training photo. A copy score is the "
+               f"distance to that photo over the typical distance between two photos; under {NEAR_COPY_THRESHOLD} "
+               "counts as a near copy.")
+
+
+def show_comparison(summaries) -> None:
+    """Loss and quality curves of several runs overlaid, and their last grids side by side."""
+    metrics_by_run = {item.run.run_id: item.run.read_metrics() for item in summaries}
+    charts = st.columns(2)
+    charts[0].plotly_chart(compared_curves(metrics_by_run, "g_loss", "G loss"), key="compare_g")
+    charts[1].plotly_chart(compared_curves(metrics_by_run, "d_loss", "D loss"), key="compare_d")
+    quality_by_run = {}
+    for item in summaries:
+        rows = item.run.read_quality()
+        if rows:
+            quality_by_run[item.run.run_id] = {"step": np.array([row.step for row in rows]),
+                                               "swd": np.array([row.swd for row in rows])}
+    if quality_by_run:
+        st.plotly_chart(compared_curves(quality_by_run, "swd", "SWD (lower is closer to the photos)"), key="compare_swd")
+    grids = st.columns(len(summaries))
+    for column, item in zip(grids, summaries):
+        latest = latest_grid_of(item.run)
+        with column:
+            if latest is not None:
+                show_picture(latest[1], f"{item.run.run_id} · step {latest[0]}", min_side_px=200)
 
 
 def job_is_active() -> bool:
@@ -81,36 +152,46 @@ with curves_column:
     if len(metrics["step"]):
         st.plotly_chart(training_curves(metrics), key="runs_curves")
 
-downloads = st.columns(3)
+downloads = st.columns(4)
 samples = run.list_samples()
-downloads[0].download_button(
-    f"Sample grids ({len(samples)}, zip)",
-    data=run.samples_zip() if samples else b"",
-    file_name=f"{run.run_id}-samples.zip",
-    mime="application/zip",
-    key="download_samples",
-    disabled=not samples,
-    icon=":material/folder_zip:",
-)
 has_generator = run.generator_path.is_file()
+# Callables: each archive is built only when its button is clicked, not on every rerun.
+downloads[0].download_button(
+    "Everything (zip)", data=run.bundle_zip, file_name=f"{run.run_id}.zip", mime="application/zip",
+    key="download_bundle", icon=":material/archive:",
+    help="Settings, manifest with file hashes, metrics, quality, grids and the generator.",
+)
 downloads[1].download_button(
-    "Generator (.keras)",
-    data=run.generator_path.read_bytes() if has_generator else b"",
-    file_name=f"{run.run_id}-generator.keras",
-    mime="application/octet-stream",
-    key="download_generator",
-    disabled=not has_generator,
-    icon=":material/neurology:",
+    f"Sample grids ({len(samples)}, zip)", data=run.samples_zip, file_name=f"{run.run_id}-samples.zip",
+    mime="application/zip", key="download_samples", disabled=not samples, icon=":material/folder_zip:",
 )
 downloads[2].download_button(
-    "Metrics (csv)",
-    data=run.metrics_path.read_bytes() if run.metrics_path.is_file() else b"",
-    file_name=f"{run.run_id}-metrics.csv",
-    mime="text/csv",
-    key="download_metrics",
-    disabled=not run.metrics_path.is_file(),
-    icon=":material/show_chart:",
+    "Generator (.keras)", data=run.generator_path.read_bytes if has_generator else b"",
+    file_name=f"{run.run_id}-generator.keras", mime="application/octet-stream", key="download_generator",
+    disabled=not has_generator, icon=":material/neurology:",
 )
+downloads[3].download_button(
+    "Metrics (csv)", data=run.metrics_path.read_bytes if run.metrics_path.is_file() else b"",
+    file_name=f"{run.run_id}-metrics.csv", mime="text/csv", key="download_metrics",
+    disabled=not run.metrics_path.is_file(), icon=":material/show_chart:",
+)
+
+quality_rows = run.read_quality()
+show_alerts(health_alerts(metrics, quality_rows, [status.get("reason", "")]))
+if quality_rows:
+    st.subheader("Quality")
+    show_quality_summary(quality_rows[-1])
+    st.plotly_chart(quality_curves(quality_rows), key="runs_quality")
+if has_generator and st.toggle("Show the generated faces closest to a training photo", key="runs_show_pairs"):
+    show_closest_pairs(run, config)
+
+others = [other for other in readable_runs() if other.run.path != run.path]
+if others:
+    st.subheader("Compare runs")
+    labels = {other.run.run_id: other for other in others}
+    compared = st.multiselect("Compare with", list(labels), key="runs_compare", format_func=lambda rid: run_label(labels[rid]))
+    if compared:
+        show_comparison([summary] + [labels[run_id] for run_id in compared])
 
 st.subheader("Checkpoints")
 store = CheckpointStore(run.checkpoints_dir, config.keep_checkpoints)

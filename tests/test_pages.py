@@ -7,6 +7,7 @@ The tests run the app in-process, so the training job a page starts is the same
 from __future__ import annotations
 
 import io
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -320,3 +321,60 @@ def test_continue_on_the_train_page_resumes_a_stopped_run_to_its_target(runs_dir
     assert job.snapshot().state == "finished", job.snapshot().error
     assert run.read_status()["step"] == 6
     assert run.read_metrics()["step"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.fixture
+def runs_dir_with_scored_run(isolated_runs_dir, tmp_path):
+    """A tiny run trained through the CLI with quality metrics at steps 2 and 4."""
+    import signal
+
+    from conftest import TINY_RUN_ARGS
+    from core.train import main
+
+    write_blob_faces(tmp_path / "scored_faces", 12)
+    arguments = [*TINY_RUN_ARGS[: TINY_RUN_ARGS.index("--metrics-every")], "--metrics-every", "2"]
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert main(["--data", str(tmp_path / "scored_faces"), "--runs-dir", str(isolated_runs_dir), *arguments]) == 0
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    return isolated_runs_dir
+
+
+def test_runs_page_shows_quality_the_closest_photo_pairs_and_offers_the_whole_run(runs_dir_with_scored_run):
+    app = open_page("pages/4_Runs.py")
+
+    assert {"SWD", "MS-SSIM", "Near copies", "Photos ignored"} <= set(page_metrics(app))
+    assert len(app.get("plotly_chart")) == 2  # training curves and quality curves
+    assert "Everything (zip)" in {button.label for button in app.download_button}
+    images_before = len(app.image)
+
+    app.toggle(key="runs_show_pairs").set_value(True).run()
+
+    assert not app.exception
+    assert len(app.image) == images_before + 8
+    assert any("copy score" in caption for image in app.image for caption in image.captions)
+
+
+def test_runs_page_overlays_two_runs_and_shows_their_grids(runs_dir_with_tiny_run, tiny_run):
+    shutil.copytree(tiny_run.path, runs_dir_with_tiny_run / "20000101-000000-16px")
+    app = open_page("pages/4_Runs.py")
+
+    other = app.multiselect(key="runs_compare")
+    other.set_value([other.options[0]]).run()
+
+    assert not app.exception
+    titles = [chart.proto.spec for chart in app.get("plotly_chart")]
+    assert sum('"G loss"' in spec or "G loss" in spec for spec in titles) >= 1
+    assert sum(caption.endswith("step 4") for image in app.image for caption in image.captions) >= 2
+
+
+def test_bundle_holds_the_settings_manifest_metrics_grids_and_generator(runs_dir_with_scored_run):
+    (run_path,) = runs_dir_with_scored_run.iterdir()
+    names = set(zipfile.ZipFile(io.BytesIO(RunDir(run_path).bundle_zip())).namelist())
+
+    expected = {"config.json", "manifest.json", "metrics.csv", "quality.csv", "status.json", "generator.keras"}
+    assert {f"{run_path.name}/{name}" for name in expected} <= names
+    assert f"{run_path.name}/samples/step_000004.png" in names
+    assert not any("checkpoints" in name for name in names)

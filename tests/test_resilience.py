@@ -211,7 +211,7 @@ def test_memory_stays_flat_over_ten_start_stop_cycles_and_twenty_model_loads(tmp
 
 # The kill tests: the real command line, killed with SIGKILL.
 
-KILL_RUN_ARGS = [*TINY_RUN_ARGS[: TINY_RUN_ARGS.index("--steps")], "--log-every", "1"]
+KILL_RUN_ARGS = [*TINY_RUN_ARGS[: TINY_RUN_ARGS.index("--steps")], "--log-every", "1", "--metrics-every", "0"]
 KILL_STEPS = 24
 
 

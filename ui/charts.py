@@ -59,3 +59,51 @@ def records_to_columns(records) -> dict[str, np.ndarray]:
         field: np.array([getattr(record, field) for record in records], dtype=np.float64)
         for field in METRIC_FIELDS
     }
+
+
+def quality_curves(rows, height_px: int = 320) -> go.Figure:
+    """SWD, diversity and near copies over the run, each beside the training photos' own value."""
+    figure = make_subplots(
+        rows=1, cols=3, subplot_titles=("SWD (lower is closer)", "MS-SSIM (lower is more varied)", "Near copies")
+    )
+    steps = [row.step for row in rows]
+    panels = (
+        (1, "swd", "swd_baseline", "generated vs photos", "two halves of the photos"),
+        (2, "diversity", "diversity_training", "generated", "photos"),
+    )
+    for column, field, reference, label, reference_label in panels:
+        figure.add_trace(
+            go.Scatter(x=steps, y=[getattr(row, field) for row in rows], name=label, mode="lines+markers",
+                       line={"color": "#1f77b4"}, showlegend=column == 1), row=1, col=column,
+        )
+        figure.add_trace(
+            go.Scatter(x=steps, y=[getattr(row, reference) for row in rows], name=reference_label, mode="lines",
+                       line={"color": "#7f7f7f", "dash": "dash"}, showlegend=column == 1), row=1, col=column,
+        )
+    figure.add_trace(
+        go.Scatter(x=steps, y=[100 * row.near_copy_fraction for row in rows], name="near copies %",
+                   mode="lines+markers", line={"color": "#d62728"}, showlegend=False), row=1, col=3,
+    )
+    figure.update_yaxes(title_text="%", row=1, col=3, rangemode="tozero")
+    figure.update_xaxes(title_text="step")
+    figure.update_layout(
+        height=height_px,
+        margin={"l": 40, "r": 10, "t": 40, "b": 90},
+        legend={"orientation": "h", "x": 0.0, "y": -0.3},
+        modebar={"orientation": "v"},
+    )
+    return figure
+
+
+def compared_curves(named_metrics: dict[str, dict[str, np.ndarray]], field: str, title: str) -> go.Figure:
+    """One metric of several runs on one chart, one line per run."""
+    figure = go.Figure()
+    for name, metrics in named_metrics.items():
+        thinned = thin_out(metrics, MAX_POINTS_PER_CURVE)
+        figure.add_trace(go.Scatter(x=thinned.get("step", []), y=thinned.get(field, []), name=name, mode="lines"))
+    figure.update_layout(
+        title=title, height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.25}, modebar={"orientation": "v"},
+    )
+    figure.update_xaxes(title_text="step")
+    return figure

@@ -20,6 +20,7 @@ from core.runs import default_runs_dir, project_root
 from ui.runtime import keep_keras_state_between_reruns
 
 PERSIST = "session"  # widget values outlive page switches
+LIST_WIDGET_FIELDS = frozenset({"augment"})
 SETTING_FIELDS = tuple(field.name for field in dataclasses.fields(TrainConfig))
 SETTING_LABELS = {  # how each TrainConfig field is named on screen
     "data_dir": "Image folder",
@@ -42,6 +43,15 @@ SETTING_LABELS = {  # how each TrainConfig field is named on screen
     "checkpoint_every_steps": "Save a checkpoint every … steps",
     "keep_checkpoints": "Checkpoints kept",
     "grid_size": "Sample grid side (faces)",
+    "augment": "Augmentation (DiffAugment)",
+    "ada_target": "Adaptive augmentation target",
+    "loss": "Loss",
+    "r1_gamma": "R1 penalty (gamma)",
+    "spectral_norm": "Spectral normalisation in D",
+    "minibatch_std": "Minibatch standard deviation in D",
+    "label_smoothing": "Label smoothing",
+    "d_steps_per_g": "D updates per G update",
+    "metrics_every_steps": "Score quality every … steps",
 }
 
 
@@ -69,7 +79,9 @@ def ensure_session_defaults() -> None:
     """Fill every setting a page may read with the TrainConfig default, once per session."""
     defaults = TrainConfig().to_dict()
     for name in SETTING_FIELDS:
-        st.session_state.setdefault(name, defaults[name])
+        # A multiselect holds a list; TrainConfig turns it back into a tuple.
+        default = list(defaults[name]) if name in LIST_WIDGET_FIELDS else defaults[name]
+        st.session_state.setdefault(name, default)
 
 
 def config_from_session() -> TrainConfig:

@@ -86,3 +86,15 @@ def latest_grid_of(run: RunDir) -> tuple[int, np.ndarray] | None:
     step, path = latest
     with Image.open(path) as image:
         return step, np.asarray(image.convert("RGB"))
+
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
+def cached_generator(run_path: str, modified_ns: int):
+    """A run's generator, reloaded only when generator.keras changes (each checkpoint rewrites it)."""
+    return RunDir(run_path).load_generator()
+
+
+def show_alerts(alerts) -> None:
+    """core.health alerts as warnings, each with its remedy."""
+    for alert in alerts:
+        st.warning(f"**{alert.title}**: {alert.detail}. *Try:* {alert.remedy}", icon=":material/monitor_heart:")

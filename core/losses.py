@@ -1,0 +1,64 @@
+"""GAN losses on D's raw scores (logits): what D minimises and what G minimises.
+
+    non_saturating  Goodfellow et al. 2014, G maximises log D(G(z)) (the DCGAN default)
+    hinge           Lim & Ye 2017 / Miyato et al. 2018, used with spectral normalisation
+    least_squares   Mao et al. 2017, scores pushed to 1 for real and 0 for generated
+    wgan_gp         Gulrajani et al. 2017, Wasserstein critic with a gradient penalty
+
+Label smoothing (one-sided, Salimans et al. 2016) lowers the real target of the
+non-saturating and least-squares losses from 1 to 1 - smoothing.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from core.config import LOSSES
+
+WGAN_GP_WEIGHT = 10.0  # the penalty weight of the WGAN-GP paper
+
+
+def discriminator_loss(loss: str, real_logits: tf.Tensor, fake_logits: tf.Tensor, label_smoothing: float = 0.0) -> tf.Tensor:
+    real_target = 1.0 - label_smoothing
+    if loss == "non_saturating":
+        # softplus(-x) = -log sigmoid(x); with a smoothed target the real term is a cross-entropy.
+        real_term = real_target * tf.nn.softplus(-real_logits) + (1.0 - real_target) * tf.nn.softplus(real_logits)
+        return tf.reduce_mean(real_term) + tf.reduce_mean(tf.nn.softplus(fake_logits))
+    if loss == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1.0 - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+    if loss == "least_squares":
+        return 0.5 * (tf.reduce_mean(tf.square(real_logits - real_target)) + tf.reduce_mean(tf.square(fake_logits)))
+    if loss == "wgan_gp":
+        return tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
+    raise ValueError(f"loss={loss!r} must be one of {LOSSES}")
+
+
+def generator_loss(loss: str, fake_logits: tf.Tensor) -> tf.Tensor:
+    if loss == "non_saturating":
+        return tf.reduce_mean(tf.nn.softplus(-fake_logits))
+    if loss in ("hinge", "wgan_gp"):
+        return -tf.reduce_mean(fake_logits)
+    if loss == "least_squares":
+        return 0.5 * tf.reduce_mean(tf.square(fake_logits - 1.0))
+    raise ValueError(f"loss={loss!r} must be one of {LOSSES}")
+
+
+def gradient_penalty(discriminator, real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random points between real and generated images."""
+    mix = tf.random.stateless_uniform([tf.shape(real)[0], 1, 1, 1], seed)
+    between = mix * real + (1.0 - mix) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(between)
+        scores = discriminator(between, training=True)
+    gradients = tape.gradient(scores, between)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + 1e-12)
+    return tf.reduce_mean(tf.square(norms - 1.0))
+
+
+def r1_penalty(discriminator, real: tf.Tensor) -> tf.Tensor:
+    """R1 (Mescheder et al. 2018): the squared gradient of D on real images, to be scaled by gamma/2."""
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        total_score = tf.reduce_sum(discriminator(real, training=True))
+    gradients = tape.gradient(total_score, real)
+    return tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
