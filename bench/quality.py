@@ -27,14 +27,18 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-PLAIN = {"augment": [], "ema_decay": 0.0, "r1_gamma": 0.0}
+from core.config import TrainConfig  # noqa: E402  (after the path change above)
+
+DEFAULTS = TrainConfig()
+# The original project's DCGAN: no augmentation, no averaging, no regulariser.
+PLAIN = {"augment": [], "ema_decay": 0.0, "r1_gamma": 0.0, "minibatch_std": False, "mode_seeking": 0.0}
+WITH_AUGMENTATION = {**PLAIN, "augment": list(DEFAULTS.augment)}
+WITH_AVERAGING = {**WITH_AUGMENTATION, "ema_decay": DEFAULTS.ema_decay}
 CONFIGURATIONS = {
     "plain DCGAN": PLAIN,
-    "+ augmentation": {**PLAIN, "augment": ["color", "translation", "cutout"]},
-    "+ augmentation + EMA": {**PLAIN, "augment": ["color", "translation", "cutout"], "ema_decay": 0.999},
-    "+ augmentation + EMA + R1": {
-        **PLAIN, "augment": ["color", "translation", "cutout"], "ema_decay": 0.999, "r1_gamma": 1.0,
-    },
+    "+ augmentation": WITH_AUGMENTATION,
+    "+ augmentation + EMA": WITH_AVERAGING,
+    "+ augmentation + EMA + R1 (gamma 1)": {**WITH_AVERAGING, "r1_gamma": 1.0},
     "default": {},
 }
 LFW_FACE_COUNT = 100  # the first 100 entries of skimage's lfw_subset are faces
@@ -128,6 +132,10 @@ def main() -> None:
     any_result = next(iter(results.values()))
     print(f"\n{args.folder.name}: {any_result['images']} images at {args.resolution} px, "
           f"{args.minutes:g} CPU minutes per configuration\n")
+    print(f"default: augmentation {', '.join(DEFAULTS.augment) or 'off'}, EMA {DEFAULTS.ema_decay}, "
+          f"minibatch std {'on' if DEFAULTS.minibatch_std else 'off'}, mode seeking {DEFAULTS.mode_seeking}, "
+          f"R1 {DEFAULTS.r1_gamma}, loss {DEFAULTS.loss}, width {DEFAULTS.width}, batch {DEFAULTS.batch_size}, "
+          f"learning rates G {DEFAULTS.learning_rate_g} / D {DEFAULTS.learning_rate_d}\n")
     print("| configuration | steps | SWD | SWD photos vs photos | MS-SSIM | MS-SSIM photos | photos covered "
           "| near copies |")
     print("|---|---|---|---|---|---|---|---|")

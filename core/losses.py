@@ -6,7 +6,8 @@
     wgan_gp         Gulrajani et al. 2017, Wasserstein critic with a gradient penalty
 
 Label smoothing (one-sided, Salimans et al. 2016) lowers the real target of the
-non-saturating and least-squares losses from 1 to 1 - smoothing.
+non-saturating and least-squares losses from 1 to 1 - smoothing. The mode-seeking term
+(Mao et al. 2019) is added to G's loss: it grows when two different z give alike images.
 """
 
 from __future__ import annotations
@@ -62,3 +63,19 @@ def r1_penalty(discriminator, real: tf.Tensor) -> tf.Tensor:
         total_score = tf.reduce_sum(discriminator(real, training=True))
     gradients = tape.gradient(total_score, real)
     return tf.reduce_mean(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]))
+
+
+MODE_SEEKING_EPSILON = 1e-5  # keeps 1 / ratio finite when two images are identical
+
+
+def mode_seeking_penalty(images: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+    """MSGAN's term for G: 1 / (image distance / z distance) over pairs (i, i + batch/2).
+
+    A G that maps different z to the same face has a small ratio, so a large penalty.
+    Needs a batch of at least 2.
+    """
+    half = tf.shape(images)[0] // 2
+    image_distance = tf.reduce_mean(tf.abs(images[:half] - images[half : 2 * half]))
+    z_distance = tf.reduce_mean(tf.abs(z[:half] - z[half : 2 * half]))
+    ratio = image_distance / (z_distance + MODE_SEEKING_EPSILON)
+    return 1.0 / (ratio + MODE_SEEKING_EPSILON)

@@ -46,6 +46,7 @@ FLAG_TO_FIELD = {
     "minibatch_std": "minibatch_std",
     "label_smoothing": "label_smoothing",
     "d_steps": "d_steps_per_g",
+    "mode_seeking": "mode_seeking",
     "metrics_every": "metrics_every_steps",
     "seed": "seed",
     "log_every": "log_every_steps",
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--label-smoothing", type=float, help="one-sided label smoothing of real targets")
     parser.add_argument("--d-steps", type=int, help=f"D updates per G update (default {defaults.d_steps_per_g})")
+    parser.add_argument(
+        "--mode-seeking", type=float,
+        help=f"weight of the term keeping different z apart, 0 = off (default {defaults.mode_seeking})",
+    )
     parser.add_argument(
         "--metrics-every", type=int, help=f"steps between quality metrics, 0 = off (default {defaults.metrics_every_steps})"
     )

@@ -28,7 +28,9 @@ from core.config import ARCHITECTURE_FIELDS, TrainConfig
 from core.data import make_training_dataset
 from core.augment import adjusted_probability, augment
 from core.imaging import make_grid, model_range_to_uint8
-from core.losses import WGAN_GP_WEIGHT, discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from core.losses import (
+    WGAN_GP_WEIGHT, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
+)
 from core.latent import generate_images, seeds_to_z
 from core.models import build_discriminator, build_generator
 from core.quality import QualityWorker, quality_seeds
@@ -85,8 +87,8 @@ class TrainingHooks:
 
 # Settings baked into the compiled step: a Trainer reuses an idle set only if all match.
 NETWORK_SHAPE_FIELDS = (
-    "resolution_px", "latent_dim", "width", "spectral_norm", "minibatch_std", "batch_size", "ema_decay", "beta1", "grid_size",
-    "augment", "ada_target", "loss", "r1_gamma", "label_smoothing", "d_steps_per_g",
+    "resolution_px", "latent_dim", "width", "spectral_norm", "minibatch_std", "batch_size", "ema_decay", "beta1",
+    "grid_size", "augment", "ada_target", "loss", "r1_gamma", "label_smoothing", "d_steps_per_g", "mode_seeking",
 )
 _idle_networks: dict[tuple, "_Networks"] = {}  # at most one set, handed from a finished Trainer to the next
 _idle_networks_lock = threading.Lock()
@@ -219,6 +221,8 @@ class _Networks:
                 augment(fake, config.augment, self.augment_probability, seeds[:, 0]), training=False
             )
             g_loss = generator_loss(config.loss, fake_logits)
+            if config.mode_seeking > 0 and config.batch_size >= 2:  # a pair is needed
+                g_loss += config.mode_seeking * mode_seeking_penalty(fake, z)
         variables = self.generator.trainable_variables
         self.optimizer_g.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
         return {"g_loss": g_loss}

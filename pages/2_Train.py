@@ -46,6 +46,7 @@ LATENT_SIZES = (8, 16, 32, 64, 100, 128, 256, 512)
 WIDTHS = (8, 16, 32, 48, 64, 96, 128)
 EMA_DECAYS = (0.0, 0.9, 0.99, 0.995, 0.999, 0.9995, 0.9999)
 ADA_TARGETS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
+MODE_SEEKING_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 R1_GAMMAS = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 LOSS_LABELS = {
     "non_saturating": "non-saturating (DCGAN)",
@@ -119,6 +120,11 @@ def settings_panel(disabled: bool) -> None:
                      persist_state=PERSIST, disabled=disabled, help="Real images' target becomes 1 minus this.")
     tricks[3].number_input(SETTING_LABELS["d_steps_per_g"], min_value=1, max_value=10, step=1, key="d_steps_per_g",
                            persist_state=PERSIST, disabled=disabled)
+    tricks[3].select_slider(SETTING_LABELS["mode_seeking"], MODE_SEEKING_WEIGHTS, key="mode_seeking",
+                            persist_state=PERSIST, disabled=disabled,
+                            format_func=lambda value: "off" if value == 0 else f"{value:g}",
+                            help="MSGAN (Mao et al. 2019): G is penalised when two different z give alike "
+                            "faces, which keeps it from drawing a few faces over and over.")
 
 
 def setting_warnings(dataset) -> list[str]:

@@ -167,3 +167,22 @@ def test_resume_to_no_more_steps_than_done_exits_with_code_two_and_says_why(tiny
     assert code == 2
     assert f"steps={TINY_STEPS - 1}" in err and f"{TINY_STEPS} steps" in err
     assert copy.read_status()["state"] == "finished"
+
+
+def test_the_small_data_flags_reach_the_config_and_the_boolean_ones_can_be_turned_off():
+    from core.train import build_parser, config_from_args
+
+    flags = [
+        "--augment", "translation,color", "--ada-target", "0.6", "--loss", "hinge", "--r1-gamma", "0.5",
+        "--spectral-norm", "--minibatch-std", "--label-smoothing", "0.1", "--d-steps", "2", "--metrics-every", "50",
+        "--ema-decay", "0.99",
+    ]  # fmt: skip
+    config, _ = config_from_args(build_parser().parse_args(flags))
+    turned_off, _ = config_from_args(build_parser().parse_args(["--no-minibatch-std", "--augment", "none"]))
+
+    assert config.augment == ("color", "translation")
+    assert (config.ada_target, config.loss, config.r1_gamma, config.label_smoothing) == (0.6, "hinge", 0.5, 0.1)
+    assert config.spectral_norm and config.minibatch_std
+    assert (config.d_steps_per_g, config.metrics_every_steps, config.ema_decay) == (2, 50, 0.99)
+    assert not turned_off.minibatch_std
+    assert turned_off.augment == ()

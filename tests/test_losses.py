@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from core.config import LOSSES
-from core.losses import discriminator_loss, generator_loss, gradient_penalty, r1_penalty
+from core.losses import discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty
 
 IMAGE_SHAPE = (4, 8, 8, 3)
 SEED = tf.constant([5, 9], dtype=tf.int32)
@@ -161,3 +161,23 @@ def test_an_unknown_loss_is_refused_naming_it():
         discriminator_loss("wasserstein", logits(0.0), logits(0.0))
     with pytest.raises(ValueError, match="wasserstein"):
         generator_loss("wasserstein", logits(0.0))
+
+
+def test_the_mode_seeking_penalty_is_the_inverse_ratio_of_image_to_z_distance():
+    z = tf.constant([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])  # pairs (0, 2) and (1, 3): |dz| = 2
+    varied = tf.reshape(tf.constant([0.0, 0.0, 1.0, 1.0]), [4, 1, 1, 1])  # |dimage| = 1
+    collapsed = tf.zeros([4, 1, 1, 1])
+
+    assert float(mode_seeking_penalty(varied, z)) == pytest.approx(2.0, rel=1e-3)  # 1 / (1 / 2)
+    assert float(mode_seeking_penalty(collapsed, z)) > 1e4  # the same face for different z costs most
+
+
+def test_the_mode_seeking_gradient_pushes_paired_images_apart():
+    z = tf.random.stateless_normal([8, 4], seed=[0, 1])
+    images = tf.Variable(tf.random.stateless_normal([8, 2, 2, 3], seed=[0, 2]) * 0.01)
+
+    with tf.GradientTape() as tape:
+        penalty = mode_seeking_penalty(images, z)
+    stepped = images - 0.1 * tape.gradient(penalty, images)
+
+    assert float(mode_seeking_penalty(stepped, z)) < float(penalty)

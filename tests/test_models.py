@@ -73,3 +73,31 @@ def test_the_memory_estimate_grows_with_batch_and_resolution_and_flags_the_extre
     assert estimate_step_memory_bytes(TrainConfig(resolution_px=128, batch_size=64)) > 3 * base
     assert estimate_step_memory_bytes(TrainConfig(resolution_px=32, batch_size=64)) < 0.5e9
     assert estimate_step_memory_bytes(TrainConfig(resolution_px=256, batch_size=256)) > 10e9
+
+
+def test_minibatch_std_gives_d_a_channel_that_is_zero_for_identical_images_and_not_otherwise():
+    from core.models import MinibatchStdDev
+
+    layer = MinibatchStdDev()
+    same = np.tile(np.random.default_rng(0).normal(size=(1, 4, 4, 3)).astype(np.float32), (8, 1, 1, 1))
+    varied = np.random.default_rng(1).normal(size=(8, 4, 4, 3)).astype(np.float32)
+
+    spread_of_same = np.asarray(layer(same))[..., -1]
+    spread_of_varied = np.asarray(layer(varied))[..., -1]
+
+    assert np.asarray(layer(same)).shape == (8, 4, 4, 4)
+    np.testing.assert_allclose(np.asarray(layer(varied))[..., :3], varied)  # features pass through
+    assert spread_of_same.max() < 1e-3
+    assert spread_of_varied.min() > 0.5  # unit-normal features spread by about 0.9
+
+
+@pytest.mark.parametrize("batch_size", [8, 6, 1])
+def test_discriminator_with_minibatch_std_scores_batches_that_do_not_divide_into_groups(batch_size):
+    config = TrainConfig(resolution_px=16, width=8, latent_dim=8, minibatch_std=True)
+    discriminator = build_discriminator(config)
+
+    scores = np.asarray(discriminator(np.zeros((batch_size, 16, 16, 3), dtype=np.float32)))
+
+    assert scores.shape == (batch_size, 1)
+    assert np.isfinite(scores).all()
+    assert "minibatch_std" in [layer.name for layer in discriminator.layers]

@@ -228,6 +228,8 @@ def test_a_trainer_differing_only_in_learning_rate_reuses_the_idle_networks(tmp_
         {"spectral_norm": True},
         {"label_smoothing": 0.1},
         {"d_steps_per_g": 2},
+        {"mode_seeking": 1.0},
+        {"minibatch_std": True},
     ],
 )
 def test_a_trainer_with_another_training_option_builds_its_own_networks(tmp_path, dataset, change):
@@ -255,4 +257,15 @@ def test_the_compiled_step_trains_with_the_new_d_options_on_at_once(tmp_path, da
     assert r1_calls == [R1_INTERVAL_STEPS]
     assert int(trainer.optimizer_d.iterations) == steps + 1
     assert hooks.records[-1].augment_probability > 0.0
+    assert bool(trainer.weights_are_finite())
+
+
+def test_minibatch_std_and_mode_seeking_train_in_the_compiled_step(tmp_path, dataset):
+    trainer = new_trainer(tmp_path, dataset, steps=3, augment=(), minibatch_std=True, mode_seeking=1.0)
+
+    hooks = trained(trainer)
+
+    assert losses_are_finite(hooks.records)
+    assert len(hooks.records) == 3
+    assert "minibatch_std" in [layer.name for layer in trainer.discriminator.layers]
     assert bool(trainer.weights_are_finite())

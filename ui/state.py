@@ -51,6 +51,7 @@ SETTING_LABELS = {  # how each TrainConfig field is named on screen
     "minibatch_std": "Minibatch standard deviation in D",
     "label_smoothing": "Label smoothing",
     "d_steps_per_g": "D updates per G update",
+    "mode_seeking": "Mode seeking (weight)",
     "metrics_every_steps": "Score quality every … steps",
 }
 
