@@ -253,6 +253,22 @@ def load_image(
     return fitted.pixels, decoded.source_size
 
 
+def load_image_bytes(
+    content: bytes, resolution_px: int, fit_mode: str = "pad", background: str = "black"
+) -> np.ndarray:
+    """One uploaded photo's content as an (R, R, 3) uint8 square, prepared as training photos are.
+
+    Raises UnusableImage with a short reason when the content is not a usable photo.
+    """
+    import tempfile
+
+    # The decoder reads files by path (size checks, EXIF), so the upload is written to one.
+    with tempfile.TemporaryDirectory(prefix="dcgan-upload-") as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(content)
+        return load_image(path, resolution_px, fit_mode, background)[0]
+
+
 def load_folder(
     folder: str | Path,
     resolution_px: int,

@@ -1,4 +1,4 @@
-"""Pixel conventions shared by every module: model range, uint8, grids.
+"""Pixel conventions shared by every module: model range, uint8, grids, saved pictures.
 
 Inside the model images are float32 in [-1, 1]; on disk and on screen they are uint8.
 These two conversions are the only place the mapping is written down.
@@ -52,3 +52,9 @@ def enlarge(image: np.ndarray, min_side_px: int) -> np.ndarray:
             (image.shape[1] * factor, image.shape[0] * factor), Image.Resampling.NEAREST
         )
     )
+
+
+def read_rgb(path) -> np.ndarray:
+    """A saved picture (a sample grid) as (H, W, 3) uint8."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))

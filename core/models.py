@@ -15,6 +15,7 @@ deviation layer is the one exception, and only across a group of MINIBATCH_GROUP
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from core.architecture import IMAGE_CHANNELS, channels_per_level
@@ -81,6 +82,30 @@ def build_generator(config: TrainConfig) -> keras.Model:
     expected = (config.resolution_px, config.resolution_px, IMAGE_CHANNELS)
     assert image.shape[1:] == expected, (image.shape, expected)
     return keras.Model(z, image, name=f"generator_{config.resolution_px}px")
+
+
+def spread_out_weights(model: keras.Model, seed: int = 0) -> keras.Model:
+    """Redraw an untrained model's weights larger, in place, for tests and benchmarks.
+
+    Fresh DCGAN weights (std 0.02) shrink every picture to flat grey; these make pictures
+    differ clearly from one z to the next, and give batch norm running statistics unlike
+    a batch's own, so a test can tell inference mode from training mode.
+    """
+    random = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if variable.path.endswith("moving_variance"):
+            value = random.uniform(0.5, 2.0, shape)
+        elif variable.path.endswith("moving_mean"):
+            value = random.normal(0.0, 0.5, shape)
+        elif variable.path.endswith("gamma"):
+            value = random.uniform(0.5, 1.5, shape)
+        elif len(shape) > 1:  # a kernel: about unit gain per layer
+            value = random.normal(0.0, 1.5 / np.sqrt(np.prod(shape[:-1])), shape)
+        else:
+            value = random.normal(0.0, 0.1, shape)
+        variable.assign(value.astype(np.float32))
+    return model
 
 
 def _maybe_normalised(layer: layers.Layer, config: TrainConfig) -> layers.Layer:

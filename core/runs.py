@@ -7,6 +7,7 @@
       checkpoints/     tf.train.CheckpointManager output
       generator.keras  the exported (EMA) generator
       status.json      running / paused / stopped / finished / failed, with a reason
+      pinned_seeds.json  seeds the user pinned on the Latent space page
 
 Every small file is written to a temporary name and renamed, so a reader never sees half
 a file. A browser refresh or an app restart finds the same run here.
@@ -161,6 +162,10 @@ class RunDir:
     @property
     def status_path(self) -> Path:
         return self.path / "status.json"
+
+    @property
+    def pinned_seeds_path(self) -> Path:
+        return self.path / "pinned_seeds.json"
 
     @classmethod
     def create(cls, runs_dir: Path, config: TrainConfig, dataset, parent: dict | None = None) -> "RunDir":
@@ -317,6 +322,29 @@ class RunDir:
         kept = [row.as_row() for row in self.read_quality() if row.step <= step]
         _replace_csv(self.quality_path, QUALITY_FIELDS, kept)
 
+    # Seeds pinned on the Latent space page: kept with the run, so they survive a restart.
+
+    def read_pinned_seeds(self) -> list[int]:
+        """Pinned seeds in the order they were pinned; none for a missing or garbled file."""
+        try:
+            seeds = json.loads(self.pinned_seeds_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return []
+        if not isinstance(seeds, list):
+            return []
+        return [seed for seed in seeds if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0]
+
+    def pin_seed(self, seed: int) -> None:
+        seeds = self.read_pinned_seeds()
+        if seed not in seeds:
+            self._write_pinned_seeds([*seeds, int(seed)])
+
+    def unpin_seed(self, seed: int) -> None:
+        self._write_pinned_seeds([pinned for pinned in self.read_pinned_seeds() if pinned != seed])
+
+    def _write_pinned_seeds(self, seeds: list[int]) -> None:
+        atomic_write_text(self.pinned_seeds_path, json.dumps(seeds))
+
     # Samples.
 
     def write_sample(self, step: int, grid: np.ndarray) -> Path:
@@ -354,7 +382,7 @@ class RunDir:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in (self.config_path, self.manifest_path, self.metrics_path, self.quality_path,
-                         self.status_path, self.generator_path):
+                         self.status_path, self.pinned_seeds_path, self.generator_path):
                 if path.is_file():
                     archive.write(path, arcname=f"{self.run_id}/{path.name}")
             for _, path in self.list_samples():

@@ -17,6 +17,7 @@ from core.runs import RunDir, RunSummary
 from core.health import health_alerts
 from core.quality import QUALITY_SAMPLE_COUNT
 from ui.charts import quality_curves, records_to_columns, training_curves
+from ui.timeline import training_timeline
 from ui.state import (
     PERSIST,
     SETTING_LABELS,
@@ -30,7 +31,6 @@ from ui.state import (
 from ui.views import (
     STATE_ICONS,
     current_snapshot,
-    latest_grid_of,
     plural,
     readable_runs,
     show_alerts,
@@ -236,9 +236,7 @@ def show_finished_run(summary: RunSummary) -> None:
         if quality_rows:
             show_quality(quality_rows, key="run_quality")
     with grid:
-        latest = latest_grid_of(run)
-        if latest is not None:
-            show_picture(latest[1], f"fixed noise · step {latest[0]}")
+        training_timeline(run, key="train_timeline")
 
 
 prepare_page()

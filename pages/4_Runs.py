@@ -16,6 +16,7 @@ from core.metrics import NEAR_COPY_THRESHOLD
 from core.quality import QUALITY_SEED_OFFSET, closest_pairs, quality_seeds
 from core.runs import RunDir, branch_run, list_runs, project_root
 from ui.charts import compared_curves, quality_curves, training_curves
+from ui.timeline import training_timeline
 from ui.state import SETTING_LABELS, config_from_session, format_duration, prepare_page, runs_dir, shared_job_manager
 from ui.views import (
     STATE_ICONS,
@@ -143,11 +144,7 @@ if status.get("reason"):
 
 grid_column, curves_column = st.columns([2, 3], gap="large")
 with grid_column:
-    latest = latest_grid_of(run)
-    if latest is not None:
-        show_picture(latest[1], f"fixed-noise grid at step {latest[0]}")
-    else:
-        st.caption("No sample grid saved yet.")
+    training_timeline(run, key="runs_timeline")
 with curves_column:
     if len(metrics["step"]):
         st.plotly_chart(training_curves(metrics), key="runs_curves")

@@ -1,7 +1,8 @@
 """One real-browser run: the Streamlit server, Debian's Chromium and Playwright, end to end.
 
 Open Train, shorten the run, Start, wait for the fixed-noise grid, switch pages and come
-back to the same running job, open and close a second tab on it, then Stop. The server log must stay free of tracebacks
+back to the same running job, open and close a second tab on it, then Stop, and open the
+Latent space page on the stopped run. The server log must stay free of tracebacks
 and of Streamlit's "missing ScriptRunContext" warning (a thread calling st.*).
 
 Skipped where Chromium is not installed, unless DCGAN_STUDIO_REQUIRE_BROWSER=1 (CI sets
@@ -119,6 +120,15 @@ def test_a_user_starts_training_in_chromium_sees_faces_switches_pages_and_stops(
         main.get_by_role("button", name="Stop").click()
         expect(page.get_by_text("stopped at step")).to_be_visible(timeout=120_000)
         expect(main.get_by_role("button", name="Start training")).to_be_enabled()
+
+        # The stopped run's generator in the Latent space page, reached from the home page.
+        page.goto(url)
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name="Latent space").click()
+        expect(page.get_by_role("heading", name="Latent space")).to_be_visible(timeout=60_000)
+        expect(main.get_by_role("button", name="Find it")).to_be_visible(timeout=120_000)  # the last section
+        expect(page.get_by_text("seed 15", exact=True)).to_be_visible()
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        page.screenshot(path=str(tmp_path / "latent.png"), full_page=True)
         browser.close()
 
     log = log_path.read_text()

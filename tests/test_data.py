@@ -29,6 +29,7 @@ from core.data import (
     load_for_config,
     load_folder,
     load_image,
+    load_image_bytes,
     make_training_dataset,
     scan_folder,
     suggest_resolution,
@@ -340,6 +341,17 @@ def test_transparent_album_pictures_are_composited_on_the_chosen_background(albu
 
 
 # Single pictures: pixel values exactly.
+
+
+def test_an_uploaded_photo_is_prepared_exactly_as_the_same_file_in_a_folder(tmp_path):
+    content = encoded(lfw_face_rgb(3, 60, 40), "PNG")
+    (tmp_path / "face.png").write_bytes(content)
+
+    from_upload = load_image_bytes(content, 32, "pad", "grey")
+
+    np.testing.assert_array_equal(from_upload, load_image(tmp_path / "face.png", 32, "pad", "grey")[0])
+    with pytest.raises(core.decode.UnusableImage):
+        load_image_bytes(b"not a photo", 32)
 
 
 def test_transparent_pixels_become_black_by_default_and_white_when_asked(tmp_path):

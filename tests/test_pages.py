@@ -7,6 +7,7 @@ The tests run the app in-process, so the training job a page starts is the same
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import time
 import zipfile
@@ -222,16 +223,182 @@ def test_train_page_refuses_to_start_when_the_folder_has_no_images(tmp_path):
     assert any("contains no image files" in error.value for error in app.error)
 
 
-def test_latent_space_page_draws_seeds_and_follows_the_interpolation_controls(runs_dir_with_tiny_run):
+def captions(app: AppTest) -> list[str]:
+    return [caption for image in app.image for caption in image.captions]
+
+
+def picture_of(app: AppTest, caption: str) -> str:
+    """The URL of the one picture with this caption; Streamlit names media by a hash of their bytes."""
+    (url,) = [
+        url for image in app.image for shown, url in zip(image.captions, image.value) if shown == caption
+    ]
+    return url
+
+
+def test_latent_space_page_pins_a_seed_into_the_strip_and_the_run_folder(runs_dir_with_tiny_run):
+    (run_path,) = runs_dir_with_tiny_run.iterdir()
     app = open_page("pages/3_Latent_space.py")
-    assert len(app.image) == 3  # seed grid, the single frame, the strip of frames
+    assert [caption for caption in captions(app) if re.fullmatch(r"seed \d+", caption)] == [
+        f"seed {seed}" for column in range(4) for seed in range(column, 16, 4)
+    ]  # four columns, filled top to bottom
+    face_of_seed_3 = picture_of(app, "seed 3")
+
+    app.toggle(key="latent_pin::3").set_value(True).run()
+    app.toggle(key="latent_pin::9").set_value(True).run()
+
+    assert not app.exception
+    assert RunDir(run_path).read_pinned_seeds() == [3, 9]
+    assert picture_of(app, "pinned seed 3") == face_of_seed_3
+    assert "mean of 2 pinned" in captions(app)
+    restarted = open_page("pages/3_Latent_space.py")
+    assert restarted.toggle(key="latent_pin::3").value is True
+    assert picture_of(restarted, "seed 3") == face_of_seed_3  # the same face after a restart
+    restarted.button(key="latent_unpin::9").click().run()
+    assert RunDir(run_path).read_pinned_seeds() == [3]
+    assert restarted.toggle(key="latent_pin::9").value is False
+
+
+def test_latent_space_page_turns_pages_of_seeds(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
+    assert app.button(key="latent_previous").disabled
+
+    app.button(key="latent_next").click().run()
+    assert "seed 16" in captions(app) and "seed 0" not in captions(app)
+    app.number_input(key="latent_page").set_value(4).run()
+    assert "seed 48" in captions(app) and "seed 63" in captions(app)
+    app.button(key="latent_previous").click().run()
+
+    assert not app.exception
+    assert "seed 32" in captions(app)
+
+
+def test_truncation_changes_the_seed_faces_and_psi_one_gives_them_back(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
+    untruncated = picture_of(app, "seed 5")
+
+    for method in ("shrink", "resample"):
+        app.selectbox(key="latent_truncation").set_value(method)
+        app.slider(key="latent_psi").set_value(0.3).run()
+        assert not app.exception
+        assert picture_of(app, "seed 5") != untruncated, method
+        app.slider(key="latent_psi").set_value(1.0).run()
+        assert picture_of(app, "seed 5") == untruncated, method
+    assert any("resample" in caption.value and "Untruncated" in caption.value for caption in app.caption)
+
+
+def test_interpolation_follows_its_controls_and_offers_gif_and_mp4(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
 
     app.number_input(key="latent_to_seed").set_value(7).run()
-    app.slider(key="latent_position").set_value(1.0).run()
+    app.slider(key="latent_frame").set_value(7).run()
     app.radio(key="latent_method").set_value("lerp").run()
 
     assert not app.exception
-    assert any("1.00 of the way from seed 0 to 7" in caption for image in app.image for caption in image.captions)
+    assert "frame 7: 1.00 of the way from seed 0 to seed 7" in captions(app)
+    app.number_input(key="latent_base_seed").set_value(7).run()
+    # The last frame is seed 7's own face.
+    assert picture_of(app, "frame 7: 1.00 of the way from seed 0 to seed 7") == picture_of(app, "base seed 7")
+    assert "8 frames, lerp" in captions(app)
+    downloads = {button.label: button for button in app.download_button}
+    assert {"Walk as GIF", "Walk as MP4", "Direction walk as GIF"} <= set(downloads)
+    app.slider(key="latent_frames").set_value(4).run()  # fewer frames than the chosen one
+    assert "frame 3: 1.00 of the way from seed 0 to seed 7" in captions(app)
+    app.toggle(key="latent_play").set_value(True).run()
+    assert "4 frames, lerp, looping" in captions(app)
+
+
+def test_interpolation_can_start_at_a_pinned_face(runs_dir_with_tiny_run):
+    (run_path,) = runs_dir_with_tiny_run.iterdir()
+    RunDir(run_path).pin_seed(12)
+    app = open_page("pages/3_Latent_space.py")
+
+    app.selectbox(key="latent_from_kind").set_value("pinned").run()
+    app.number_input(key="latent_base_seed").set_value(12).run()
+
+    assert app.selectbox(key="latent_from_pin").value == 12
+    assert "frame 0: 0.00 of the way from seed 12 to seed 1" in captions(app)
+    first_frame = picture_of(app, "frame 0: 0.00 of the way from seed 12 to seed 1")
+    assert first_frame == picture_of(app, "base seed 12")
+
+
+def test_direction_sliders_move_the_base_face_and_zero_leaves_it(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
+    assert len([slider for slider in app.slider if slider.key.startswith("latent_direction_")]) == 5
+    assert any("of its variance" in caption.value for caption in app.caption)
+    app.number_input(key="latent_base_seed").set_value(5).run()
+    base = picture_of(app, "base seed 5")
+
+    app.slider(key="latent_direction_0").set_value(2.5).run()
+    assert picture_of(app, "base seed 5, +2.5 σ on 1") != base
+    app.slider(key="latent_direction_0").set_value(0.0).run()
+
+    assert not app.exception
+    assert picture_of(app, "base seed 5") == base
+
+
+def test_sweeping_a_component_of_z_draws_a_strip_for_it(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
+    first = picture_of(app, "base seed 0, z[0] from -3 to 3")
+
+    app.number_input(key="latent_sweep_dimension").set_value(3).run()
+
+    assert not app.exception
+    assert picture_of(app, "base seed 0, z[3] from -3 to 3") != first
+
+
+def test_finding_a_training_photo_shows_the_result_and_makes_it_a_walk_endpoint(runs_dir_with_tiny_run):
+    app = open_page("pages/3_Latent_space.py")
+
+    app.number_input(key="latent_projection_steps").set_value(10).run()
+    app.button(key="latent_projection_start").click().run()
+    task = app.session_state["latent_projection"][1]
+    assert task.join(60)
+    app.run()
+
+    assert not app.exception
+    result = "left: the photo; right: the generator's closest face (finished after 10 steps"
+    assert any(caption.startswith(result) for caption in captions(app))
+    assert "The found photo" in app.selectbox(key="latent_to_kind").options
+    app.selectbox(key="latent_to_kind").set_value("photo").run()
+    assert any(caption.endswith("from seed 0 to the found photo") for caption in captions(app))
+
+
+def test_finding_an_uploaded_photo_stops_when_asked_and_shows_the_face_so_far(
+    runs_dir_with_tiny_run, tmp_path
+):
+    (photo,) = write_blob_faces(tmp_path / "upload", 1, size_px=40)
+    app = open_page("pages/3_Latent_space.py")
+    app.radio(key="latent_projection_source").set_value("An upload").run()
+    app.get("file_uploader")[0].set_value([("me.png", photo.read_bytes(), "image/png")]).run()
+
+    app.number_input(key="latent_projection_steps").set_value(5000).run()
+    app.button(key="latent_projection_start").click().run()
+    app.button(key="latent_projection_stop").click().run()
+    task = app.session_state["latent_projection"][1]
+    assert task.join(30)
+    app.run()
+
+    assert not app.exception
+    snapshot = task.snapshot()
+    assert snapshot.state == "stopped" and snapshot.step < 5000
+    assert any(caption.startswith("left: the photo; right: the generator's closest face (stopped after")
+               for caption in captions(app))
+
+
+def test_the_nearest_training_photo_shows_beside_the_frame_or_says_it_is_gone(runs_dir_with_tiny_run):
+    (run_path,) = runs_dir_with_tiny_run.iterdir()
+    app = open_page("pages/3_Latent_space.py")
+
+    app.toggle(key="latent_nearest").set_value(True).run()
+    assert not app.exception
+    assert any(caption.startswith("nearest photo face_") and "copy score" in caption
+               for caption in captions(app))
+
+    run = RunDir(run_path)
+    run.update_config(run.read_config().replace(data_dir=str(runs_dir_with_tiny_run / "gone")))
+    app.run()
+    assert not app.exception
+    assert any("cannot be read now" in info.value for info in app.info)
 
 
 def test_latent_space_page_explains_when_no_run_has_a_generator():
@@ -250,6 +417,19 @@ def test_runs_page_lists_the_run_with_its_grid_curves_and_downloads(runs_dir_wit
     downloads = {button.label: button for button in app.download_button}
     assert {"Generator (.keras)", "Metrics (csv)"} <= set(downloads)
     assert not any(button.disabled for button in downloads.values())
+
+
+def test_runs_page_timeline_scrubs_the_saved_grids_and_offers_the_training_as_gif(runs_dir_with_tiny_run):
+    app = open_page("pages/4_Runs.py")
+    assert app.select_slider(key="runs_timeline_step").options == ["2", "4"]
+    assert "fixed noise · step 4" in captions(app)
+    latest = picture_of(app, "fixed noise · step 4")
+
+    app.select_slider(key="runs_timeline_step").set_value(2).run()
+
+    assert not app.exception
+    assert picture_of(app, "fixed noise · step 2") != latest
+    assert "Training as GIF" in {button.label for button in app.download_button}
 
 
 def test_runs_page_lists_a_broken_run_folder_without_failing(runs_dir_with_tiny_run):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.imaging import enlarge
+from core.imaging import enlarge, read_rgb
 from core.jobs import JobSnapshot
-from core.runs import RunDir, RunSummary, list_runs
+from core.latent import compiled_inference
+from core.runs import RunDir, RunError, RunSummary, list_runs
 from ui.state import runs_dir, shared_job_manager
 
 STATE_ICONS = {  # Streamlit bundles Material icons, so they render without system emoji fonts
@@ -78,20 +79,40 @@ def pick_run(label: str, key: str, require_generator: bool = False) -> RunSummar
 
 def latest_grid_of(run: RunDir) -> tuple[int, np.ndarray] | None:
     """(step, picture) of the newest saved fixed-noise grid of a run."""
-    from PIL import Image
-
     latest = run.latest_sample()
     if latest is None:
         return None
     step, path = latest
-    with Image.open(path) as image:
-        return step, np.asarray(image.convert("RGB"))
+    return step, read_rgb(path)
+
+
+def generator_version(run: RunDir) -> tuple[str, int]:
+    """(run path, generator.keras modification time): the cache key of everything G draws.
+
+    Raises RunError when the run has no generator (it may have been deleted since listing).
+    """
+    try:
+        return str(run.path), run.generator_path.stat().st_mtime_ns
+    except OSError as error:
+        raise RunError(f"run '{run.run_id}' has no readable generator.keras: {error}") from error
 
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the generator…")
 def cached_generator(run_path: str, modified_ns: int):
     """A run's generator, reloaded only when generator.keras changes (each checkpoint rewrites it)."""
     return RunDir(run_path).load_generator()
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def cached_inference(run_path: str, modified_ns: int):
+    """The generator as one compiled function z -> uint8 pictures (core.latent.compiled_inference)."""
+    return compiled_inference(cached_generator(run_path, modified_ns))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def generated_faces(run_path: str, modified_ns: int, z: np.ndarray) -> np.ndarray:
+    """G's pictures of z, remembered so a rerun that leaves a strip's z alone costs nothing."""
+    return cached_inference(run_path, modified_ns)(z)
 
 
 def show_alerts(alerts) -> None:
