@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 START_CANDIDATES = 32  # seeds tried before optimising; the closest picture is the start
 LEARNING_RATE = 0.05
 ADAM_BETAS = (0.9, 0.999)
-ADAM_EPSILON = 1e-8
 DOWNSAMPLE_FACTOR = 4
 DOWNSAMPLED_WEIGHT = 1.0
 NORM_PRIOR_WEIGHT = 0.01  # weak: a photo G cannot draw should still pull z where it must
@@ -62,6 +61,7 @@ def project(
     ends early when should_stop() returns True. Seeds seed .. seed + START_CANDIDATES - 1
     are the candidate starts.
     """
+    import keras
     import tensorflow as tf
 
     latent_dim = int(generator.input_shape[-1])
@@ -88,38 +88,34 @@ def project(
 
     target_small = shrink(target) if use_small else None
 
-    @tf.function(input_signature=[tf.TensorSpec((latent_dim,), tf.float32)])
-    def loss_and_gradient(z_now):
+    z_variable = tf.Variable(z, trainable=True, name="projected_z")
+    optimizer = keras.optimizers.Adam(learning_rate=LEARNING_RATE, beta_1=ADAM_BETAS[0], beta_2=ADAM_BETAS[1])
+    optimizer.build([z_variable])
+
+    @tf.function
+    def adam_step():
+        """Loss at the current z, that z, then one Adam update of it."""
         with tf.GradientTape() as tape:
-            tape.watch(z_now)
-            picture = generator(z_now[tf.newaxis], training=False)
+            picture = generator(z_variable[tf.newaxis], training=False)
             loss = tf.reduce_mean(tf.square(picture - target))
             if use_small:
                 loss += DOWNSAMPLED_WEIGHT * tf.reduce_mean(tf.square(shrink(picture) - target_small))
-            norm_ratio = tf.reduce_sum(tf.square(z_now)) / latent_dim
+            norm_ratio = tf.reduce_sum(tf.square(z_variable)) / latent_dim
             loss += NORM_PRIOR_WEIGHT * tf.square(norm_ratio - 1.0)
-        return loss, tape.gradient(loss, z_now)
+        z_before = tf.identity(z_variable)
+        optimizer.apply_gradients([(tape.gradient(loss, z_variable), z_variable)])
+        return loss, z_before
 
-    # Adam on z, written out: a handful of numpy lines, no optimizer variables to manage.
-    first_moment = np.zeros(latent_dim, dtype=np.float32)
-    second_moment = np.zeros(latent_dim, dtype=np.float32)
-    beta1, beta2 = ADAM_BETAS
     losses: list[float] = []
     best_z, best_loss = z.copy(), np.inf
     for step in range(1, steps + 1):
         if should_stop is not None and should_stop():
             break
-        loss, gradient = loss_and_gradient(tf.constant(z))
-        loss, gradient = float(loss), np.asarray(gradient)
+        loss, z_before = adam_step()
+        loss = float(loss)
         losses.append(loss)
         if loss < best_loss:
-            best_z, best_loss = z.copy(), loss
-
-        first_moment = beta1 * first_moment + (1 - beta1) * gradient
-        second_moment = beta2 * second_moment + (1 - beta2) * gradient**2
-        corrected_first = first_moment / (1 - beta1**step)
-        corrected_second = second_moment / (1 - beta2**step)
-        z -= (LEARNING_RATE * corrected_first / (np.sqrt(corrected_second) + ADAM_EPSILON)).astype(np.float32)
+            best_z, best_loss = z_before.numpy(), loss
         if on_progress is not None:
             on_progress(step, loss)
 

@@ -231,7 +231,7 @@ with direction_face:
     moved = base_z + directions.offset(amounts)
     moves = [f"{amount:+g} σ on {component + 1}" for component, amount in enumerate(amounts) if amount]
     show_picture(draw(moved[np.newaxis])[0], ", ".join([f"base seed {base_seed}", *moves]), min_side_px=256)
-walk_export = st.columns([2, 1, 3], vertical_alignment="bottom")
+walk_export = st.columns([2, 2, 2], vertical_alignment="bottom")
 walk_component = walk_export[0].selectbox("Component to walk", range(shown), key="latent_walk_component",
                                           format_func=lambda component: f"Component {component + 1}")
 walk_steps = np.linspace(-DIRECTION_RANGE_STDS, DIRECTION_RANGE_STDS, WALK_FRAMES)

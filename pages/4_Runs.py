@@ -17,7 +17,9 @@ from core.quality import QUALITY_SEED_OFFSET, closest_pairs, quality_seeds
 from core.runs import RunDir, branch_run, list_runs, project_root
 from ui.charts import compared_curves, quality_curves, training_curves
 from ui.timeline import training_timeline
-from ui.state import SETTING_LABELS, config_from_session, format_duration, prepare_page, runs_dir, shared_job_manager
+from ui.state import (
+    SETTING_LABELS, config_from_session, format_duration, prepare_page, runs_dir, setting_text, shared_job_manager,
+)
 from ui.views import (
     STATE_ICONS,
     cached_generator,
@@ -228,7 +230,7 @@ settings_column, dataset_column = st.columns(2, gap="large")
 with settings_column:
     st.markdown("**Settings**")
     st.dataframe(
-        [{"setting": SETTING_LABELS.get(name, name), "value": str(value)} for name, value in config.to_dict().items()],
+        [{"setting": SETTING_LABELS.get(name, name), "value": setting_text(value)} for name, value in config.to_dict().items()],
         hide_index=True,
         key="runs_config_table",
         height="content",  # every setting visible, no inner scroll bar

@@ -56,6 +56,13 @@ SETTING_LABELS = {  # how each TrainConfig field is named on screen
 }
 
 
+def setting_text(value) -> str:
+    """A setting as a person reads it: lists joined with commas, an empty one as 'none'."""
+    if isinstance(value, (tuple, list)):
+        return ", ".join(str(item) for item in value) or "none"
+    return str(value)
+
+
 @st.cache_resource
 def shared_job_manager() -> JobManager:
     """The process's one JobManager, the same object for every tab and rerun."""
