@@ -27,11 +27,12 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from core.config import TrainConfig  # noqa: E402  (after the path change above)
+from core.config import TrainConfig, default_mode_seeking, default_width  # noqa: E402  (after the path change above)
 
 DEFAULTS = TrainConfig()
-# The original project's DCGAN: no augmentation, no averaging, no regulariser.
-PLAIN = {"augment": [], "ema_decay": 0.0, "r1_gamma": 0.0, "minibatch_std": False, "mode_seeking": 0.0}
+# The original project's DCGAN: no augmentation, no averaging, no regulariser. Width 32 at every
+# resolution, as measured before the default width came to depend on the resolution.
+PLAIN = {"augment": [], "ema_decay": 0.0, "r1_gamma": 0.0, "minibatch_std": False, "mode_seeking": 0.0, "width": 32}
 WITH_AUGMENTATION = {**PLAIN, "augment": list(DEFAULTS.augment)}
 WITH_AVERAGING = {**WITH_AUGMENTATION, "ema_decay": DEFAULTS.ema_decay}
 CONFIGURATIONS = {
@@ -133,8 +134,9 @@ def main() -> None:
     print(f"\n{args.folder.name}: {any_result['images']} images at {args.resolution} px, "
           f"{args.minutes:g} CPU minutes per configuration\n")
     print(f"default: augmentation {', '.join(DEFAULTS.augment) or 'off'}, EMA {DEFAULTS.ema_decay}, "
-          f"minibatch std {'on' if DEFAULTS.minibatch_std else 'off'}, mode seeking {DEFAULTS.mode_seeking}, "
-          f"R1 {DEFAULTS.r1_gamma}, loss {DEFAULTS.loss}, width {DEFAULTS.width}, batch {DEFAULTS.batch_size}, "
+          f"minibatch std {'on' if DEFAULTS.minibatch_std else 'off'}, "
+          f"mode seeking {default_mode_seeking(args.resolution)}, R1 {DEFAULTS.r1_gamma}, loss {DEFAULTS.loss}, "
+          f"width {default_width(args.resolution)}, batch {DEFAULTS.batch_size}, "
           f"learning rates G {DEFAULTS.learning_rate_g} / D {DEFAULTS.learning_rate_d}\n")
     print("| configuration | steps | SWD | SWD photos vs photos | MS-SSIM | MS-SSIM photos | photos covered "
           "| near copies |")

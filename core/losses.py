@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from core.config import LOSSES
+from core.distribute import BatchShare, per_image_uniform
 
 WGAN_GP_WEIGHT = 10.0  # the penalty weight of the WGAN-GP paper
 
@@ -44,9 +45,14 @@ def generator_loss(loss: str, fake_logits: tf.Tensor) -> tf.Tensor:
     raise ValueError(f"loss={loss!r} must be one of {LOSSES}")
 
 
-def gradient_penalty(discriminator, real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random points between real and generated images."""
-    mix = tf.random.stateless_uniform([tf.shape(real)[0], 1, 1, 1], seed)
+def gradient_penalty(
+    discriminator, real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor, share: BatchShare | None = None
+) -> tf.Tensor:
+    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random points between real and generated images.
+
+    share: on one replica of several, which rows of the global batch these are (for the draws).
+    """
+    mix = per_image_uniform([tf.shape(real)[0], 1, 1, 1], seed, share)
     between = mix * real + (1.0 - mix) * fake
     with tf.GradientTape() as tape:
         tape.watch(between)

@@ -35,6 +35,8 @@ class MinibatchStdDev(layers.Layer):
     """
 
     def call(self, features):
+        input_dtype = features.dtype
+        features = keras.ops.cast(features, "float32")  # 1e-8 is 0 in float16, and sqrt(0) has no gradient
         batch = keras.ops.shape(features)[0]
         height, width, channels = features.shape[1], features.shape[2], features.shape[3]
         group = keras.ops.where(batch % MINIBATCH_GROUP == 0, MINIBATCH_GROUP, batch)  # batch may be symbolic
@@ -42,7 +44,7 @@ class MinibatchStdDev(layers.Layer):
         spread = keras.ops.sqrt(keras.ops.var(grouped, axis=0) + 1e-8)  # (batch / group, h, w, c)
         per_group = keras.ops.mean(spread, axis=(1, 2, 3), keepdims=True)  # (batch / group, 1, 1, 1)
         per_image = keras.ops.tile(per_group, (group, height, width, 1))
-        return keras.ops.concatenate([features, per_image], axis=-1)
+        return keras.ops.cast(keras.ops.concatenate([features, per_image], axis=-1), input_dtype)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] + 1)
@@ -52,14 +54,22 @@ def _init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def build_generator(config: TrainConfig) -> keras.Model:
-    """z (latent_dim) -> image (R, R, 3) in [-1, 1]."""
+def build_generator(config: TrainConfig, synchronized_batch_norm: bool = False) -> keras.Model:
+    """z (latent_dim) -> image (R, R, 3) in [-1, 1].
+
+    synchronized_batch_norm: batch statistics over the global batch of all replicas of a
+    tf.distribute strategy, so G normalises as on one device. Off on one device, where
+    Keras' synchronised moments (E[x^2] - E[x]^2) would round differently from the usual ones.
+    The weights are the same either way, so checkpoints fit both.
+    """
     start_px, doublings = resolution_levels(config.resolution_px)
     channels = channels_per_level(config)
 
     z = keras.Input(shape=(config.latent_dim,), name="z")
     x = layers.Dense(start_px * start_px * channels[0], use_bias=False, kernel_initializer=_init(), name="project")(z)
-    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name="project_norm")(x)
+    x = layers.BatchNormalization(
+        momentum=BATCH_NORM_MOMENTUM, synchronized=synchronized_batch_norm, name="project_norm"
+    )(x)
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((start_px, start_px, channels[0]), name="to_map")(x)
     # (s, s, channels[0])
@@ -71,13 +81,16 @@ def build_generator(config: TrainConfig) -> keras.Model:
             level_channels, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_init(),
             name=f"up_{size_px}px",
         )(x)
-        x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"up_{size_px}px_norm")(x)
+        x = layers.BatchNormalization(
+            momentum=BATCH_NORM_MOMENTUM, synchronized=synchronized_batch_norm, name=f"up_{size_px}px_norm"
+        )(x)
         x = layers.ReLU(name=f"up_{size_px}px_relu")(x)
         assert x.shape[1:] == (size_px, size_px, level_channels), x.shape
 
+    # float32 whatever the precision (core.precision): pictures and losses need its range.
     image = layers.Conv2DTranspose(
         IMAGE_CHANNELS, 4, strides=2, padding="same", activation="tanh", kernel_initializer=_init(),
-        name=f"to_rgb_{config.resolution_px}px",
+        dtype="float32", name=f"to_rgb_{config.resolution_px}px",
     )(x)
     expected = (config.resolution_px, config.resolution_px, IMAGE_CHANNELS)
     assert image.shape[1:] == expected, (image.shape, expected)
@@ -112,7 +125,9 @@ def _maybe_normalised(layer: layers.Layer, config: TrainConfig) -> layers.Layer:
     """The layer itself, or wrapped in spectral normalisation (Miyato et al. 2018) when asked."""
     if not config.spectral_norm:
         return layer
-    return layers.SpectralNormalization(layer, power_iterations=1, name=f"{layer.name}_spectral")
+    return layers.SpectralNormalization(
+        layer, power_iterations=1, dtype=layer.dtype_policy, name=f"{layer.name}_spectral"
+    )
 
 
 def build_discriminator(config: TrainConfig) -> keras.Model:
@@ -136,5 +151,6 @@ def build_discriminator(config: TrainConfig) -> keras.Model:
     if config.minibatch_std:
         x = MinibatchStdDev(name="minibatch_std")(x)
     x = layers.Flatten(name="flatten")(x)
-    logit = _maybe_normalised(layers.Dense(1, kernel_initializer=_init(), name="logit"), config)(x)
+    logit_layer = layers.Dense(1, kernel_initializer=_init(), dtype="float32", name="logit")  # as to_rgb in G
+    logit = _maybe_normalised(logit_layer, config)(x)
     return keras.Model(image, logit, name=f"discriminator_{config.resolution_px}px")

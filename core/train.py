@@ -3,21 +3,30 @@
     python -m core.train --data GANs_dataset --resolution 32 --steps 2000
     python -m core.train --resume runs/20261203-120000-32px --steps 4000
     python -m core.train --branch runs/20261203-120000-32px --from-step 1500 --lr-g 1e-4 --steps 3000
+    python -m core.train --strategy mirrored --data GANs_dataset --batch-size 64   # all local GPUs
+    TF_CONFIG='{...}' python -m core.train --strategy multi-worker ...             # on every machine
 
 Shows a progress bar, logs one line per logged step, and prints the run directory as its
 last line, so scripts can pick it up. Bad arguments exit with status 2 and a message.
+Under --strategy multi-worker only the chief (worker 0) writes and prints the run directory;
+the other workers train into a scratch folder that they delete at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from core.config import AUGMENTATIONS, BACKGROUNDS, FIT_MODES, LOSSES, TrainConfig
+from core.precision import PRECISIONS
+from core.distribute import STRATEGIES
 from core.runs import RunDir, RunError, default_runs_dir, project_root
 
 logger = logging.getLogger("core.train")
@@ -76,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr-d", type=float, help=f"discriminator learning rate (default {defaults.learning_rate_d})")
     parser.add_argument("--beta1", type=float, help=f"Adam beta1 (default {defaults.beta1})")
     parser.add_argument("--latent-dim", type=int, help=f"size of z (default {defaults.latent_dim})")
-    parser.add_argument("--width", type=int, help=f"base channel count (default {defaults.width})")
+    parser.add_argument(
+        "--width", type=int, help="base channel count (default: 32 up to 32 px, 16 above; 0 chooses the same)"
+    )
     parser.add_argument("--ema-decay", type=float, help=f"averaged-generator decay, 0 = off (default {defaults.ema_decay})")
     parser.add_argument(
         "--augment", type=_augment_list, metavar="LIST",
@@ -95,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--d-steps", type=int, help=f"D updates per G update (default {defaults.d_steps_per_g})")
     parser.add_argument(
         "--mode-seeking", type=float,
-        help=f"weight of the term keeping different z apart, 0 = off (default {defaults.mode_seeking})",
+        help="weight of the term keeping different z apart, 0 = off (default: 0.2 up to 32 px, 0.05 above; "
+        "-1 chooses the same)",
     )
     parser.add_argument(
         "--metrics-every", type=int, help=f"steps between quality metrics, 0 = off (default {defaults.metrics_every_steps})"
@@ -112,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--branch", type=Path, metavar="RUN_DIR", help="start a new run from a kept checkpoint of this run"
     )
     parser.add_argument("--from-step", type=int, metavar="N", help="with --branch: the checkpoint's step")
+    parser.add_argument(
+        "--strategy", choices=STRATEGIES, default="default",
+        help="default: one device; mirrored: every GPU of this machine (else its CPU); multi-worker: the "
+        "machines listed in TF_CONFIG. Not a setting of the run: it resumes under any strategy",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="float32",
+        help="float32 (default); mixed_float16 with loss scaling for GPUs; mixed_bfloat16 for CPUs with "
+        "bfloat16 instructions. Not a setting of the run: weights and checkpoints stay float32",
+    )
     return parser
 
 
@@ -190,6 +212,20 @@ class _ProgressHooks:
         pass  # the trainer logs each row
 
 
+@contextlib.contextmanager
+def _runs_folder_of_this_worker(is_chief: bool, runs_dir: Path | None):
+    """Where a new run goes: the chosen runs folder on the chief (None: the default one); on
+    other workers a scratch folder, deleted afterwards, so they never add a run to the real one."""
+    if is_chief:
+        yield runs_dir
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="dcgan-studio-worker-runs-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -199,6 +235,22 @@ def main(argv: list[str] | None = None) -> int:
         config, run = config_from_args(args)
     except (ValueError, RunError) as error:
         parser.error(in_flag_names(str(error)))
+
+    # Before anything else starts TensorFlow: a multi-worker strategy must set up its runtime first.
+    from core.distribute import check_global_batch, make_strategy, strategy_is_chief
+    from core.precision import use_precision
+
+    try:
+        strategy = make_strategy(args.strategy)
+        use_precision(args.precision)  # before any network is built
+        if strategy is not None:
+            from core.models import MINIBATCH_GROUP
+
+            replicas = strategy.num_replicas_in_sync
+            check_global_batch(config.batch_size, replicas, config.minibatch_std, MINIBATCH_GROUP)
+    except ValueError as error:
+        parser.error(in_flag_names(str(error)))
+    is_chief = strategy_is_chief(strategy)
 
     from core.data import DatasetError, load_for_config  # TensorFlow loads only past argument checks
 
@@ -212,26 +264,33 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.trainer import Trainer
 
-    if args.branch is not None:
-        from core.checkpoints import CheckpointError
-        from core.runs import branch_run
+    with _runs_folder_of_this_worker(is_chief, args.runs_dir) as runs_dir:
+        if args.branch is not None:
+            from core.checkpoints import CheckpointError
+            from core.runs import branch_run
 
+            try:
+                run = branch_run(RunDir.open(args.branch), args.from_step, config, dataset, runs_dir)
+            except (ValueError, CheckpointError) as error:
+                parser.error(in_flag_names(str(error)))
+        elif run is None:
+            run = RunDir.create(runs_dir or default_runs_dir(), config, dataset)
         try:
-            run = branch_run(RunDir.open(args.branch), args.from_step, config, dataset, args.runs_dir)
-        except (ValueError, CheckpointError) as error:
-            parser.error(in_flag_names(str(error)))
-    elif run is None:
-        run = RunDir.create(args.runs_dir or default_runs_dir(), config, dataset)
-    try:
-        trainer = Trainer(config, dataset.images, run)
-    except ValueError as error:  # e.g. resuming to fewer steps than the run has done
-        parser.error(str(error))
-    hooks = _ProgressHooks(config.steps, int(trainer.step))
-    signal.signal(signal.SIGINT, hooks.request_stop)
-    signal.signal(signal.SIGTERM, hooks.request_stop)
+            trainer = Trainer(config, dataset.images, run, strategy)
+        except ValueError as error:  # e.g. resuming to fewer steps than the run has done
+            parser.error(str(error))
+        hooks = _ProgressHooks(config.steps, trainer.current_step)
+        # TODO: under multi-worker a stop on one machine should stop all (needs the stop flag
+        # all-reduced every step); for now each worker is stopped on its own machine.
+        signal.signal(signal.SIGINT, hooks.request_stop)
+        signal.signal(signal.SIGTERM, hooks.request_stop)
 
-    state = trainer.run(hooks)
-    logger.info("run %s %s at step %d", run.run_id, state, int(trainer.step))
+        state = trainer.run(hooks)
+        trainer.close()  # a caller that trains again in this process reuses the traced step
+    logger.info("run %s %s at step %d", run.run_id, state, trainer.current_step)
+    if not is_chief:
+        logger.info("this worker is not the chief; the chief's run folder holds the result")
+        return 0
     print(run.path)
     return 0
 

@@ -10,14 +10,24 @@ fixed grid noise, and the batch of step s depends only on (seed, s). A step whos
 losses or weights are not finite is undone by rolling back to the last checkpoint; a
 second one stops the run with a suggested remedy. A checkpoint is never written from
 non-finite weights.
+
+Given a tf.distribute strategy (``core.distribute``), the same step runs on every replica:
+z and the random seeds are drawn once for the global batch, each replica trains on its
+share, gradients of per-replica means scaled by 1/replicas are summed, and G's batch norm
+is synchronised, so a run on R replicas computes what a run on one device would. Only the
+chief writes the run folder; other workers train into a scratch copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -26,13 +36,15 @@ import tensorflow as tf
 from core.checkpoints import CheckpointError, CheckpointStore
 from core.config import ARCHITECTURE_FIELDS, TrainConfig
 from core.data import make_training_dataset
+from core.distribute import BatchShare, check_global_batch, strategy_is_chief
 from core.augment import adjusted_probability, augment
 from core.imaging import make_grid, model_range_to_uint8
 from core.losses import (
     WGAN_GP_WEIGHT, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
 )
 from core.latent import generate_images, seeds_to_z
-from core.models import build_discriminator, build_generator
+from core.models import MINIBATCH_GROUP, build_discriminator, build_generator
+from core.precision import current_precision, needs_loss_scaling
 from core.quality import QualityWorker, quality_seeds
 from core.runs import RunDir, RunError, atomic_write_bytes
 
@@ -42,6 +54,7 @@ _PAUSE_POLL_SEC = 0.05
 _EMA_WARMUP_STEPS = 10  # the average starts short and lengthens, so early samples are not stale
 MAX_ROLLBACKS = 1  # a second non-finite step in one session stops the run
 R1_INTERVAL_STEPS = 4
+SCRATCH_PREFIX = "dcgan-studio-worker-"  # a non-chief worker's temporary copy of the run
 
 
 class NonFiniteTraining(RuntimeError):
@@ -90,7 +103,8 @@ NETWORK_SHAPE_FIELDS = (
     "resolution_px", "latent_dim", "width", "spectral_norm", "minibatch_std", "batch_size", "ema_decay", "beta1",
     "grid_size", "augment", "ada_target", "loss", "r1_gamma", "label_smoothing", "d_steps_per_g", "mode_seeking",
 )
-_idle_networks: dict[tuple, "_Networks"] = {}  # at most one set, handed from a finished Trainer to the next
+# At most one set per strategy (None: one device), handed from a finished Trainer to the next.
+_idle_networks: dict[tuple, "_Networks"] = {}
 _idle_networks_lock = threading.Lock()
 
 
@@ -100,45 +114,66 @@ class _Networks:
     Kept from one run to the next when the shape is the same (NETWORK_SHAPE_FIELDS),
     because TensorFlow never frees an XLA-compiled step (tensorflow/tensorflow#64170):
     building a fresh set for every run grew the process by about 25 MB per run.
+    Under a strategy (None: one device) the variables are the strategy's, replicated.
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> None:
         self.config = config
-        self.generator = build_generator(config)
-        self.discriminator = build_discriminator(config)
-        self.ema_generator = build_generator(config)
-        self.optimizer_g = keras.optimizers.Adam(config.learning_rate_g, beta_1=config.beta1)
-        self.optimizer_d = keras.optimizers.Adam(config.learning_rate_d, beta_1=config.beta1)
-        self.optimizer_g.build(self.generator.trainable_variables)
-        self.optimizer_d.build(self.discriminator.trainable_variables)
+        self.strategy = strategy
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            self.generator = build_generator(config, synchronized_batch_norm=strategy is not None)
+            self.discriminator = build_discriminator(config)
+            # Only ever run in inference mode, so its batch norm needs no synchronising.
+            self.ema_generator = build_generator(config)
+            self.optimizer_g = _adam(config.learning_rate_g, config.beta1)
+            self.optimizer_d = _adam(config.learning_rate_d, config.beta1)
+            self.optimizer_g.build(self.generator.trainable_variables)
+            self.optimizer_d.build(self.discriminator.trainable_variables)
 
-        # Everything a resume needs lives in one checkpoint, the fixed grid noise included.
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            # Everything a resume needs lives in one checkpoint, the fixed grid noise included.
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.fixed_z = tf.Variable(
+                seeds_to_z(range(config.grid_count), config.latent_dim), trainable=False, name="fixed_z"
+            )
+            self.augment_probability = tf.Variable(0.0, trainable=False, name="augment_probability")
+        # The noise stays outside any strategy and is drawn only outside the replicas: a generator
+        # made in a strategy's scope gives each replica its own stream, and its checkpoint would not
+        # continue the same stream on one device. Drawn in one place, z is the one-device z.
         self.noise = tf.random.Generator.from_seed(config.seed)
-        self.fixed_z = tf.Variable(
-            seeds_to_z(range(config.grid_count), config.latent_dim), trainable=False, name="fixed_z"
-        )
-        self.augment_probability = tf.Variable(0.0, trainable=False, name="augment_probability")
         self.checkpoint = tf.train.Checkpoint(
             augment_probability=self.augment_probability,
             generator=self.generator,
             discriminator=self.discriminator,
             ema_generator=self.ema_generator,
-            optimizer_g=self.optimizer_g,
-            optimizer_d=self.optimizer_d,
+            # The Adam state only, without a float16 loss scale, so checkpoints fit every precision.
+            optimizer_g=_adam_of(self.optimizer_g),
+            optimizer_d=_adam_of(self.optimizer_d),
             step=self.step,
             noise=self.noise,
             fixed_z=self.fixed_z,
         )
 
-        # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
         # The step has no tensor-dependent Python control flow, so AutoGraph is off: its
         # source rewriting of these methods failed intermittently in a background thread.
-        self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
-        self.r1_step = tf.function(self._r1_step, jit_compile=True, autograph=False)
         self.weights_are_finite = tf.function(self._weights_are_finite, autograph=False)
-        self.discriminator_step = tf.function(self._discriminator_step, autograph=False)
-        self.generator_step = tf.function(self._generator_step, autograph=False)
+        if strategy is None:
+            self._discriminator_half, self._generator_half = self._discriminator_step, self._generator_step
+            # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
+            self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
+            self.r1_step = tf.function(self._r1_step, jit_compile=True, autograph=False)
+        else:
+            self._discriminator_half = self._replicated_discriminator_step
+            self._generator_half = self._replicated_generator_step
+            # No XLA here: a jit-compiled function cannot reach the replicas' copies of a variable
+            # on other devices ("Trying to access resource ... located in device CPU:1" with
+            # MirroredStrategy on logical CPUs, TF 2.21), whether it wraps strategy.run or the
+            # replica function.
+            self.train_step = tf.function(self._train_step, autograph=False)
+            self.r1_step = tf.function(self._replicated_r1_step, autograph=False)
+            # The noise alone is XLA-compiled, for the one-device numbers (see distribute.xla_compiled).
+            self._compiled_draw_noise = tf.function(self._draw_noise, jit_compile=True, autograph=False)
+        self.discriminator_step = tf.function(self._discriminator_half, autograph=False)
+        self.generator_step = tf.function(self._generator_half, autograph=False)
 
     def reset(self, config: TrainConfig) -> None:
         """Fresh weights drawn from config.seed, empty optimizer state, step 0: a new run."""
@@ -149,8 +184,12 @@ class _Networks:
         self.generator.set_weights(fresh_generator.get_weights())
         self.ema_generator.set_weights(fresh_generator.get_weights())
         self.discriminator.set_weights(fresh_discriminator.get_weights())
-        for variable in self.optimizer_g.variables + self.optimizer_d.variables:
-            variable.assign(tf.zeros_like(variable))
+        for optimizer in (self.optimizer_g, self.optimizer_d):
+            for variable in _adam_of(optimizer).variables:
+                variable.assign(tf.zeros_like(variable))
+            if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer.dynamic_scale.assign(optimizer.initial_scale)
+                optimizer.step_counter.assign(0)
         self.optimizer_g.learning_rate.assign(config.learning_rate_g)
         self.optimizer_d.learning_rate.assign(config.learning_rate_d)
         self.step.assign(0)
@@ -159,73 +198,163 @@ class _Networks:
         # A fixed policy augments every image; ADA starts from none and adds as D overfits.
         self.augment_probability.assign(0.0 if config.ada_target > 0 else 1.0)
 
-    # The step.
+    # The step. Each half draws its z and seeds, then updates; on one device the update sees the
+    # whole batch, under a strategy each replica runs it on its share (``share``).
 
     def _discriminator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        z = self.noise.normal([tf.shape(real)[0], self.config.latent_dim])
+        seeds = tf.cast(self.noise.make_seeds(3), tf.int32)
+        results = self._discriminator_update(real, z, seeds)
+        self._steer_augmentation(results)
+        return results
+
+    def _discriminator_update(
+        self, real: tf.Tensor, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
+    ) -> dict[str, tf.Tensor]:
         """Teach D to score real images high and G's images low. Only D's weights change."""
         config = self.config
-        z = self.noise.normal([tf.shape(real)[0], config.latent_dim])
-        seeds = tf.cast(self.noise.make_seeds(3), tf.int32)
         # stateless_call runs G in training mode without updating its batch-norm statistics,
         # so this update leaves every G variable as it was.
         fake, _ = self.generator.stateless_call(
             self.generator.trainable_variables, self.generator.non_trainable_variables, z, training=True
         )
         # D sees real and generated images through the same kind of augmentation.
-        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0])
-        fake_seen = augment(fake, config.augment, self.augment_probability, seeds[:, 1])
+        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0], share)
+        fake_seen = augment(fake, config.augment, self.augment_probability, seeds[:, 1], share)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real_seen, training=True)
             fake_logits = self.discriminator(fake_seen, training=True)
             d_loss = discriminator_loss(config.loss, real_logits, fake_logits, config.label_smoothing)
             if config.loss == "wgan_gp":
-                d_loss += WGAN_GP_WEIGHT * gradient_penalty(self.discriminator, real_seen, fake_seen, seeds[:, 2])
+                d_loss += WGAN_GP_WEIGHT * gradient_penalty(
+                    self.discriminator, real_seen, fake_seen, seeds[:, 2], share
+                )
+            gradient_loss = d_loss if share is None else share.scaled(d_loss)
+            gradient_loss = self.optimizer_d.scale_loss(gradient_loss)  # unchanged unless float16 (core.precision)
 
         variables = self.discriminator.trainable_variables
-        self.optimizer_d.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        self.optimizer_d.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
 
-        if config.ada_target > 0:
-            real_sign_mean = tf.reduce_mean(tf.sign(real_logits))
-            self.augment_probability.assign(
-                adjusted_probability(self.augment_probability, real_sign_mean, config.ada_target, config.batch_size)
-            )
-        return {
+        results = {
             "d_loss": d_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
         }
+        if config.ada_target > 0:
+            results["real_sign_mean"] = tf.reduce_mean(tf.sign(real_logits))
+        return results
+
+    def _steer_augmentation(self, results: dict[str, tf.Tensor]) -> None:
+        """ADA: move the augmentation probability by how sure D was of the real batch."""
+        if self.config.ada_target > 0:
+            self.augment_probability.assign(
+                adjusted_probability(
+                    self.augment_probability, results.pop("real_sign_mean"), self.config.ada_target,
+                    self.config.batch_size,
+                )
+            )
 
     def _r1_step(self, real: tf.Tensor) -> tf.Tensor:
+        seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
+        return self._r1_update(real, seeds)
+
+    def _r1_update(self, real: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None) -> tf.Tensor:
         """A separate D update on the R1 penalty alone, every R1_INTERVAL_STEPS steps and weighted up
         to match (lazy regularisation, Karras et al. 2020): R1 in every step halved the speed."""
         config = self.config
-        seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
-        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0])
+        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0], share)
         with tf.GradientTape() as tape:
             penalty = r1_penalty(self.discriminator, real_seen)
             weighted = 0.5 * config.r1_gamma * R1_INTERVAL_STEPS * penalty
+            gradient_loss = weighted if share is None else share.scaled(weighted)
+            gradient_loss = self.optimizer_d.scale_loss(gradient_loss)
         variables = self.discriminator.trainable_variables
-        self.optimizer_d.apply_gradients(zip(tape.gradient(weighted, variables), variables))
+        self.optimizer_d.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
         return penalty
 
     def _generator_step(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Teach G to make D score its images high. Only G's weights change."""
-        config = self.config
-        z = self.noise.normal([batch_size, config.latent_dim])
+        z = self.noise.normal([batch_size, self.config.latent_dim])
         seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
+        return self._generator_update(z, seeds)
+
+    def _generator_update(
+        self, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
+    ) -> dict[str, tf.Tensor]:
+        """Teach G to make D score its images high. Only G's weights change.
+
+        z is the whole batch's; under a strategy this replica generates only its share.
+        """
+        config = self.config
         with tf.GradientTape() as tape:
-            fake = self.generator(z, training=True)
+            fake = self.generator(z if share is None else share.take(z), training=True)
             # training=False: D has no batch norm, and spectral normalisation must not
             # update D's weights during G's step.
             fake_logits = self.discriminator(
-                augment(fake, config.augment, self.augment_probability, seeds[:, 0]), training=False
+                augment(fake, config.augment, self.augment_probability, seeds[:, 0], share), training=False
             )
             g_loss = generator_loss(config.loss, fake_logits)
+            gradient_loss = g_loss if share is None else share.scaled(g_loss)
             if config.mode_seeking > 0 and config.batch_size >= 2:  # a pair is needed
-                g_loss += config.mode_seeking * mode_seeking_penalty(fake, z)
+                # Its pairs (i, i + batch/2) span replicas, so each replica scores the whole batch.
+                whole_batch = fake if share is None else share.whole(fake)
+                penalty = config.mode_seeking * mode_seeking_penalty(whole_batch, z)
+                g_loss += penalty
+                # whole() lets this replica's gradient into its own rows only: counted once in full.
+                gradient_loss = g_loss if share is None else gradient_loss + penalty
+            gradient_loss = self.optimizer_g.scale_loss(gradient_loss)
         variables = self.generator.trainable_variables
-        self.optimizer_g.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        self.optimizer_g.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
         return {"g_loss": g_loss}
+
+    # The same halves on the replicas of a strategy, called where the step runs outside them.
+
+    def _replica_share(self) -> BatchShare:
+        replicas = self.strategy.num_replicas_in_sync
+        group = MINIBATCH_GROUP if self.config.minibatch_std and replicas > 1 else 1
+        return BatchShare(self.config.batch_size, group)
+
+    def _mean_over_replicas(self, per_replica):
+        # Every replica holds as many images, so the mean of their means is the global batch's mean.
+        return tf.nest.map_structure(
+            lambda value: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None), per_replica
+        )
+
+    def _draw_noise(self, batch_size: int, seed_count: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """The global batch's z (none for batch_size 0) and seed_count seeds, in the one-device order."""
+        z = self.noise.normal([batch_size, self.config.latent_dim]) if batch_size else tf.zeros([0])
+        return z, tf.cast(self.noise.make_seeds(seed_count), tf.int32)
+
+    def _replicated_discriminator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        # Every replica is handed the whole global batch and takes its rows: a batch of small
+        # pictures costs little to copy, and the batch of step s stays the one-device batch
+        # however many workers there are.
+        z, seeds = self._compiled_draw_noise(self.config.batch_size, 3)
+
+        def update(real, z, seeds):
+            share = self._replica_share()
+            return self._discriminator_update(share.take(real), share.take(z), seeds, share)
+
+        results = self._mean_over_replicas(self.strategy.run(update, args=(real, z, seeds)))
+        self._steer_augmentation(results)
+        return results
+
+    def _replicated_r1_step(self, real: tf.Tensor) -> tf.Tensor:
+        _, seeds = self._compiled_draw_noise(0, 1)
+
+        def update(real, seeds):
+            share = self._replica_share()
+            return self._r1_update(share.take(real), seeds, share)
+
+        return self._mean_over_replicas(self.strategy.run(update, args=(real, seeds)))
+
+    def _replicated_generator_step(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
+        del batch_size  # it is config.batch_size, which XLA needs as a number, not a tensor
+        z, seeds = self._compiled_draw_noise(self.config.batch_size, 1)
+
+        def update(z, seeds):
+            return self._generator_update(z, seeds, self._replica_share())
+
+        return self._mean_over_replicas(self.strategy.run(update, args=(z, seeds)))
 
     def _update_ema(self) -> None:
         step = tf.cast(self.step, tf.float32)
@@ -237,9 +366,11 @@ class _Networks:
             average.assign(weight)
 
     def _train_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        # Under a strategy this runs outside the replicas, so the average and the counters
+        # are updated once, from the replicas' common weights.
         for _ in range(self.config.d_steps_per_g):  # each D update sees the same real batch, new z
-            results = self._discriminator_step(real)
-        results.update(self._generator_step(tf.shape(real)[0]))
+            results = self._discriminator_half(real)
+        results.update(self._generator_half(tf.shape(real)[0]))
         results["augment_probability"] = tf.identity(self.augment_probability)
         self._update_ema()
         self.step.assign_add(1)
@@ -255,19 +386,50 @@ class _Networks:
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(variable)) for variable in variables])
 
 
-class Trainer:
-    """Trains one run: G, D, the averaged G and both optimizers, restored from its newest checkpoint."""
+def _adam(learning_rate: float, beta1: float) -> keras.optimizers.Optimizer:
+    """Adam, wrapped in dynamic loss scaling when layers compute in float16."""
+    adam = keras.optimizers.Adam(learning_rate, beta_1=beta1)
+    return keras.optimizers.LossScaleOptimizer(adam) if needs_loss_scaling() else adam
 
-    def __init__(self, config: TrainConfig, images: np.ndarray, run: RunDir) -> None:
+
+def _adam_of(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    return optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
+
+
+class Trainer:
+    """Trains one run: G, D, the averaged G and both optimizers, restored from its newest checkpoint.
+
+    strategy: a tf.distribute strategy to train under (``core.distribute.make_strategy``), or
+    None for one device. It is how to run, not what to train, so config.json never records it.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        images: np.ndarray,
+        run: RunDir,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
         self.config = config
         self.images = images
-        self.run_dir = run
+        self.strategy = strategy
+        self.is_chief = strategy_is_chief(strategy)
+        if strategy is not None:
+            replicas = strategy.num_replicas_in_sync
+            check_global_batch(config.batch_size, replicas, config.minibatch_std, MINIBATCH_GROUP)
+        # TensorFlow's multi-worker pattern: every worker saves (a save may need them all), and
+        # all but the chief save into a scratch copy, so only the chief's run folder changes.
+        self._scratch_folder = None if self.is_chief else Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+        self.run_dir = run if self.is_chief else _scratch_copy(run, self._scratch_folder)
+        run = self.run_dir
 
-        key = tuple(getattr(config, name) for name in NETWORK_SHAPE_FIELDS)
+        # Replicated networks belong to their strategy, and layers keep the precision they were
+        # built in, so both are part of the key.
+        key = (*(getattr(config, name) for name in NETWORK_SHAPE_FIELDS), current_precision(), strategy)
         with _idle_networks_lock:
             networks = _idle_networks.pop(key, None)
         if networks is None:
-            networks = _Networks(config)
+            networks = _Networks(config, strategy)
         networks.reset(config)
         self._networks, self._networks_key = networks, key
         # The parts a caller (or a test) reaches for, under their usual names.
@@ -289,21 +451,32 @@ class Trainer:
             logger.warning("%s: %s", run.run_id, note)
         if latest is not None:
             self._restore(latest.prefix)
-            logger.info("resumed %s at step %d", run.run_id, int(self.step))
-            if int(self.step) >= config.steps:
+            logger.info("resumed %s at step %d", run.run_id, self.current_step)
+            if self.current_step >= config.steps:
                 raise ValueError(
-                    f"steps={config.steps} must be more than the {int(self.step)} steps run "
+                    f"steps={config.steps} must be more than the {self.current_step} steps run "
                     f"'{run.run_id}' has already done"
                 )
             # A longer resume is recorded, so config.json always states the run's target.
             run.update_config(config)
 
-
     def close(self) -> None:
         """Hand the networks to the next Trainer of the same shape; this one must not train again."""
+        self._remove_scratch()
         with _idle_networks_lock:
-            _idle_networks.clear()  # one idle set at most: memory stays bounded
+            # One idle set per strategy at most: memory stays bounded.
+            for key in [key for key in _idle_networks if key[-1] is self.strategy]:
+                del _idle_networks[key]
             _idle_networks[self._networks_key] = self._networks
+
+    def _remove_scratch(self) -> None:
+        if self._scratch_folder is not None:
+            shutil.rmtree(self._scratch_folder, ignore_errors=True)
+
+    @property
+    def current_step(self) -> int:
+        """Steps trained so far (int() of the counter fails on a strategy's replicated variable)."""
+        return int(self.step.numpy())
 
     # Outputs.
 
@@ -323,8 +496,8 @@ class Trainer:
         Raises NonFiniteTraining instead of saving weights that are not finite.
         """
         if not bool(self.weights_are_finite()):
-            raise NonFiniteTraining(f"weights are not finite at step {int(self.step)}; not saving them")
-        self.checkpoints.save(int(self.step), self.checkpoint.write)
+            raise NonFiniteTraining(f"weights are not finite at step {self.current_step}; not saving them")
+        self.checkpoints.save(self.current_step, self.checkpoint.write)
         self.export_generator()
 
     def _restore(self, prefix: str) -> None:
@@ -368,10 +541,12 @@ class Trainer:
             message = self._explain(error)
             logger.exception("training of %s failed: %s", run.run_id, message)
             try:
-                run.write_status("failed", int(self.step), config.steps, message)
+                run.write_status("failed", self.current_step, config.steps, message)
             except OSError:
                 logger.exception("could not record the failure in %s", run.status_path)
             raise
+        finally:
+            self._remove_scratch()  # a worker's copy served only this session
 
     def _explain(self, error: Exception) -> str:
         """A failure in words a user can act on."""
@@ -391,7 +566,7 @@ class Trainer:
 
     def _loop(self, hooks: TrainingHooks) -> str:
         config, run = self.config, self.run_dir
-        start_step = int(self.step)
+        start_step = self.current_step
         run.truncate_metrics_after(start_step)
         run.truncate_quality_after(start_step)
         run.write_status("running", start_step, config.steps, "; ".join(self.resume_notes))
@@ -399,7 +574,7 @@ class Trainer:
             self.checkpoints.save(0, self.checkpoint.write)  # so a first bad step can roll back
 
         quality = None
-        if config.metrics_every_steps:
+        if config.metrics_every_steps and self.is_chief:  # the chief's run is the one that is scored
             quality = QualityWorker(self.images, lambda row: self._record_quality(hooks, row))
         try:
             return self._steps(hooks, start_step, quality)
@@ -528,3 +703,11 @@ class Trainer:
     def _elapsed_from_metrics(self) -> float:
         elapsed = self.run_dir.read_metrics()["elapsed_sec"]
         return float(elapsed[-1]) if len(elapsed) else 0.0
+
+
+def _scratch_copy(run: RunDir, folder: Path) -> RunDir:
+    """A copy of a run for a worker that is not the chief: what resuming needs, not the pictures."""
+    copy = folder / run.run_id
+    shutil.copytree(run.path, copy, ignore=lambda _, names: [name for name in names if name == "samples"])
+    (copy / "samples").mkdir(exist_ok=True)
+    return RunDir(copy)

@@ -44,6 +44,19 @@ TINY_RUN_ARGS = [
 ]  # fmt: skip
 
 
+def run_cli(argv: list[str], capsys) -> tuple[int | str | None, str, str]:
+    """(exit code, stdout, stderr) of one `python -m core.train` call, in this process; a normal
+    return counts as its exit code."""
+    from core.train import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def write_blob_faces(folder: Path, count: int, size_px: int = 24, seed: int = 0) -> list[Path]:
     """Draw `count` face-like pictures (a bright oval on a dark ground, two dark eyes)."""
     folder.mkdir(parents=True, exist_ok=True)

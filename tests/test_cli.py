@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY_RUN_ARGS, write_blob_faces
+from conftest import TINY_RUN_ARGS, run_cli, write_blob_faces
 from core.latent import generate_images, seeds_to_z
 from core.runs import RunDir
-from core.train import main
 
 TINY_STEPS = 4
 TINY_RESOLUTION_PX = 16
@@ -33,16 +32,6 @@ def restore_signal_handlers():
     yield
     for number, handler in ORIGINAL_SIGNAL_HANDLERS.items():
         signal.signal(number, handler)
-
-
-def run_cli(argv: list[str], capsys) -> tuple[int | str | None, str, str]:
-    """(exit code, stdout, stderr) of one CLI call; a normal return counts as its exit code."""
-    try:
-        code = main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_a_tiny_run_writes_every_file_of_a_finished_run(tiny_run):

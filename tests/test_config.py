@@ -6,7 +6,10 @@ import dataclasses
 
 import pytest
 
-from core.config import TrainConfig, resolution_levels, supported_resolutions
+from core.config import (
+    AUTO_MODE_SEEKING, AUTO_WIDTH, TrainConfig, default_mode_seeking, default_width, resolution_levels,
+    supported_resolutions,
+)
 
 
 @pytest.mark.parametrize(
@@ -104,3 +107,23 @@ def test_relative_data_dir_is_resolved_from_the_base_folder_and_absolute_is_kept
     assert TrainConfig(data_dir="photos").resolved_data_dir(tmp_path) == tmp_path / "photos"
     absolute = tmp_path / "elsewhere"
     assert TrainConfig(data_dir=str(absolute)).resolved_data_dir(tmp_path / "base") == absolute
+
+
+def test_width_zero_follows_the_resolution_and_the_config_keeps_the_number():
+    assert TrainConfig().width == 32  # the default 32 px
+    assert TrainConfig(resolution_px=48).width == default_width(48) == 16
+    assert TrainConfig(resolution_px=64, width=AUTO_WIDTH).width == 16
+    assert TrainConfig(resolution_px=64, width=48).width == 48  # a chosen width is kept
+
+    config = TrainConfig(resolution_px=48)
+    assert TrainConfig.from_json(config.to_json()).width == 16
+    assert config.replace(resolution_px=32).width == 16  # a number now, not "auto"
+    assert config.replace(resolution_px=32, width=AUTO_WIDTH).width == 32
+
+
+def test_mode_seeking_minus_one_follows_the_resolution_and_zero_stays_off():
+    assert TrainConfig().mode_seeking == default_mode_seeking(32) == 0.2
+    assert TrainConfig(resolution_px=48).mode_seeking == 0.05
+    assert TrainConfig(resolution_px=64, mode_seeking=AUTO_MODE_SEEKING).mode_seeking == 0.05
+    assert TrainConfig(resolution_px=48, mode_seeking=0.0).mode_seeking == 0.0
+    assert TrainConfig.from_json(TrainConfig(resolution_px=48).to_json()).mode_seeking == 0.05

@@ -17,6 +17,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import TINY_SETTINGS, write_blob_faces
+from core.config import AUTO_WIDTH, TrainConfig
 from core.jobs import job_manager
 from core.runs import RunDir
 
@@ -169,6 +170,20 @@ def test_a_session_that_opens_on_the_data_page_keeps_the_default_resolution_on_t
 
     assert app.select_slider(key="resolution_px").value == 32
     assert app.session_state["resolution_px"] == 32
+
+
+def test_the_train_pages_width_and_mode_seeking_start_at_auto_and_follow_the_resolution():
+    app = open_page("pages/2_Train.py")
+    assert app.select_slider(key="width").value == AUTO_WIDTH
+    assert app.select_slider(key="width").options[0] == "auto (32)"
+
+    assert app.select_slider(key="mode_seeking").options[0] == "auto (0.2)"
+
+    app.select_slider(key="resolution_px").set_value(48).run()
+    assert app.select_slider(key="width").options[0] == "auto (16)"
+    assert app.select_slider(key="mode_seeking").options[0] == "auto (0.05)"
+    chosen = TrainConfig(**{name: app.session_state[name] for name in ("resolution_px", "width", "mode_seeking")})
+    assert (chosen.width, chosen.mode_seeking) == (16, 0.05)
 
 
 def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):

@@ -85,7 +85,9 @@ def prepare_page() -> None:
 
 def ensure_session_defaults() -> None:
     """Fill every setting a page may read with the TrainConfig default, once per session."""
-    defaults = TrainConfig().to_dict()
+    # The fields' own defaults, before TrainConfig resolves them: the width stays "auto" (0), so
+    # it follows the resolution the user picks.
+    defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
     for name in SETTING_FIELDS:
         # A multiselect holds a list; TrainConfig turns it back into a tuple.
         default = list(defaults[name]) if name in LIST_WIDGET_FIELDS else defaults[name]
