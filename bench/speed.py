@@ -132,6 +132,7 @@ def trainer_alone(config, dataset, seconds: float) -> float:
 def trainer_in_job(config, seconds: float) -> float:
     """Images/s of a TrainingJob for about `seconds` while a dashboard-like poller reads it."""
     from core.jobs import TrainingJob, wait_for
+    from core.runs import RunDir
 
     with tempfile.TemporaryDirectory() as runs_dir:
         job = TrainingJob(config, runs_dir=Path(runs_dir))
@@ -151,8 +152,6 @@ def trainer_in_job(config, seconds: float) -> float:
         snapshot = job.snapshot()
         if snapshot.state == "failed":
             raise RuntimeError(f"the job failed: {snapshot.error}")
-        from core.runs import RunDir
-
         return _logged_images_per_sec(RunDir.open(snapshot.run_path), config.batch_size)
 
 

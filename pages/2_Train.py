@@ -61,7 +61,7 @@ LOSS_LABELS = {
 
 def chosen_resolution_px() -> int:
     # The resolution slider may not have stored its value yet when a label is drawn.
-    return st.session_state.get("resolution_px", TrainConfig().resolution_px)
+    return st.session_state.get("resolution_px", TrainConfig.resolution_px)  # the field's default
 
 
 def width_label(width: int) -> str:
