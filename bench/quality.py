@@ -27,12 +27,17 @@ from pathlib import Path
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY_ROOT))
 
-from core.config import TrainConfig, default_mode_seeking, default_width  # noqa: E402  (after the path change above)
+from core.config import (  # noqa: E402  (after the path change above)
+    TrainConfig, default_coverage_weight, default_mode_seeking, default_width,
+)
 
 DEFAULTS = TrainConfig()
 # The original project's DCGAN: no augmentation, no averaging, no regulariser. Width 32 at every
 # resolution, as measured before the default width came to depend on the resolution.
-PLAIN = {"augment": [], "ema_decay": 0.0, "r1_gamma": 0.0, "minibatch_std": False, "mode_seeking": 0.0, "width": 32}
+PLAIN = {
+    "augment": [], "ema_decay": 0.0, "r1_gamma": 0.0, "minibatch_std": False, "mode_seeking": 0.0,
+    "width": 32, "coverage_weight": 0.0, "simultaneous_updates": False,
+}
 WITH_AUGMENTATION = {**PLAIN, "augment": list(DEFAULTS.augment)}
 WITH_AVERAGING = {**WITH_AUGMENTATION, "ema_decay": DEFAULTS.ema_decay}
 CONFIGURATIONS = {
@@ -135,7 +140,9 @@ def main() -> None:
           f"{args.minutes:g} CPU minutes per configuration\n")
     print(f"default: augmentation {', '.join(DEFAULTS.augment) or 'off'}, EMA {DEFAULTS.ema_decay}, "
           f"minibatch std {'on' if DEFAULTS.minibatch_std else 'off'}, "
-          f"mode seeking {default_mode_seeking(args.resolution)}, R1 {DEFAULTS.r1_gamma}, loss {DEFAULTS.loss}, "
+          f"mode seeking {default_mode_seeking(args.resolution)}, "
+          f"coverage {default_coverage_weight(args.resolution)}, "
+          f"R1 {DEFAULTS.r1_gamma}, loss {DEFAULTS.loss}, "
           f"width {default_width(args.resolution)}, batch {DEFAULTS.batch_size}, "
           f"learning rates G {DEFAULTS.learning_rate_g} / D {DEFAULTS.learning_rate_d}\n")
     print("| configuration | steps | SWD | SWD photos vs photos | MS-SSIM | MS-SSIM photos | photos covered "

@@ -3,6 +3,7 @@
     python bench/speed.py                          # 32 and 64 px, batch 64, the classic 64-512 channel nets
     python bench/speed.py --resolutions 64 --rounds 2
     python bench/speed.py --tricks default         # the project's default tricks instead of a plain DCGAN
+    python bench/speed.py --updates simultaneous   # D and G from one forward pass, as the tutorial does
 
 For each resolution a fresh process (so its peak memory is its own) times, in alternating
 order over several rounds:
@@ -17,7 +18,7 @@ order over several rounds:
 
 It prints images/s for each (the median over rounds), b/a, c/b and the process's peak
 resident memory. "plain" tricks (the default here) train exactly what the tutorial does:
-no augmentation, no averaged G, no minibatch std, no mode seeking.
+no augmentation, no averaged G, no minibatch std, no mode seeking, no coverage term.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ sys.path.insert(0, str(REPOSITORY_ROOT))
 
 from core.precision import PRECISIONS  # noqa: E402  (after the path change above; loads no TensorFlow)
 
-PLAIN_TRICKS = {"augment": (), "ema_decay": 0.0, "minibatch_std": False, "mode_seeking": 0.0}
+PLAIN_TRICKS = {
+    "augment": (), "ema_decay": 0.0, "minibatch_std": False, "mode_seeking": 0.0, "coverage_weight": 0.0,
+}
+UPDATES = ("alternating", "simultaneous")  # TrainConfig.simultaneous_updates off, on
 CLASSIC_WIDTH = 64  # Radford et al.'s networks: 64 channels at the image side, doubling to 512
 WARM_UP_SEC = 8.0  # each side runs this long once before any round, so compiling is not timed
 GRID_EVERY_SEC = 5.0
@@ -51,7 +55,9 @@ CHARTS_EVERY_SEC = 5.0  # pages/2_Train.py LIVE_CURVES_REFRESH_SEC
 DEFAULT_SECONDS = {32: 30.0, 64: 60.0}  # per side per round; 64 px needs longer for enough logged steps
 
 
-def measure_resolution(resolution_px: int, tricks: str, rounds: int, seconds: float, precision: str) -> dict:
+def measure_resolution(
+    resolution_px: int, tricks: str, rounds: int, seconds: float, precision: str, updates: str
+) -> dict:
     """In this process: a, b and c for one resolution; images/s per round and peak memory."""
     from bench.tutorial_dcgan import TutorialDCGAN
     from core.config import TrainConfig
@@ -63,7 +69,8 @@ def measure_resolution(resolution_px: int, tricks: str, rounds: int, seconds: fl
     settings = {} if tricks == "default" else PLAIN_TRICKS
     config = TrainConfig(
         resolution_px=resolution_px, width=CLASSIC_WIDTH, batch_size=64, steps=1_000_000,
-        sample_every_steps=1_000_000, checkpoint_every_steps=1_000_000, metrics_every_steps=0, **settings,
+        sample_every_steps=1_000_000, checkpoint_every_steps=1_000_000, metrics_every_steps=0,
+        simultaneous_updates=updates == "simultaneous", **settings,
     )
     dataset = load_for_config(config, REPOSITORY_ROOT)
 
@@ -185,9 +192,9 @@ def _logged_images_per_sec(run, batch_size: int) -> float:
     return float((steps[-1] - steps[0]) * batch_size / (elapsed_sec[-1] - elapsed_sec[0]))
 
 
-def print_table(rows: list[dict], tricks: str, precision: str) -> None:
-    print(f"\nimages/s, batch 64, width {CLASSIC_WIDTH} (64-512 channels at 64 px), {tricks} tricks, {precision}; "
-          "median over rounds")
+def print_table(rows: list[dict], tricks: str, precision: str, updates: str) -> None:
+    print(f"\nimages/s, batch 64, width {CLASSIC_WIDTH} (64-512 channels at 64 px), {tricks} tricks, "
+          f"{precision}, {updates} updates; median over rounds")
     print("| resolution | (a) tutorial step | (b) trainer | (c) trainer in job + poller | b/a | c/b | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
@@ -206,8 +213,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, help="per side per round (default 30 at 32 px, 60 at 64 px)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument(
+        "--updates", choices=UPDATES, help="the trainer's D and G updates (default: TrainConfig's)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one resolution, JSON out
     args = parser.parse_args()
+    if args.updates is None:
+        from core.config import TrainConfig  # loads no TensorFlow
+
+        args.updates = UPDATES[TrainConfig().simultaneous_updates]
 
     if args.one:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -216,20 +230,21 @@ def main() -> None:
         for noisy in ("core", "tensorflow", "absl"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         seconds = args.seconds or DEFAULT_SECONDS.get(args.one, 60.0)
-        print(json.dumps(measure_resolution(args.one, args.tricks, args.rounds, seconds, args.precision)))
+        row = measure_resolution(args.one, args.tricks, args.rounds, seconds, args.precision, args.updates)
+        print(json.dumps(row))
         return
 
     rows = []
     for resolution_px in args.resolutions:
         command = [sys.executable, __file__, "--one", str(resolution_px), "--tricks", args.tricks,
-                   "--rounds", str(args.rounds), "--precision", args.precision]
+                   "--rounds", str(args.rounds), "--precision", args.precision, "--updates", args.updates]
         if args.seconds:
             command += ["--seconds", str(args.seconds)]
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         finished = subprocess.run(command, stdout=subprocess.PIPE, env=environment, check=True, text=True)
         rows.append(json.loads(finished.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
-    print_table(rows, args.tricks, args.precision)
+    print_table(rows, args.tricks, args.precision, args.updates)
 
 
 if __name__ == "__main__":

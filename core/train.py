@@ -55,7 +55,9 @@ FLAG_TO_FIELD = {
     "minibatch_std": "minibatch_std",
     "label_smoothing": "label_smoothing",
     "d_steps": "d_steps_per_g",
+    "simultaneous_updates": "simultaneous_updates",
     "mode_seeking": "mode_seeking",
+    "coverage_weight": "coverage_weight",
     "metrics_every": "metrics_every_steps",
     "seed": "seed",
     "log_every": "log_every_steps",
@@ -105,9 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--label-smoothing", type=float, help="one-sided label smoothing of real targets")
     parser.add_argument("--d-steps", type=int, help=f"D updates per G update (default {defaults.d_steps_per_g})")
     parser.add_argument(
+        "--simultaneous-updates", action=argparse.BooleanOptionalAction,
+        help="D and G step from one forward pass, as the TensorFlow tutorial does (fewer passes per step; "
+        f"default {'on' if defaults.simultaneous_updates else 'off'})",
+    )
+    parser.add_argument(
         "--mode-seeking", type=float,
         help="weight of the term keeping different z apart, 0 = off (default: 0.2 up to 32 px, 0.05 above; "
         "-1 chooses the same)",
+    )
+    parser.add_argument(
+        "--coverage-weight", type=float,
+        help="weight of the term pairing each photo of a batch with a generated face, so no photo is left out; "
+        "0 = off (default: 10 up to 32 px, 2 above; -1 chooses the same)",
     )
     parser.add_argument(
         "--metrics-every", type=int, help=f"steps between quality metrics, 0 = off (default {defaults.metrics_every_steps})"

@@ -21,6 +21,7 @@ chief writes the run folder; other workers train into a scratch copy.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import tempfile
@@ -40,7 +41,7 @@ from core.distribute import BatchShare, check_global_batch, strategy_is_chief
 from core.augment import adjusted_probability, augment
 from core.imaging import make_grid, model_range_to_uint8
 from core.losses import (
-    WGAN_GP_WEIGHT, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
+    WGAN_GP_WEIGHT, coverage_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
 )
 from core.latent import generate_images, seeds_to_z
 from core.models import MINIBATCH_GROUP, build_discriminator, build_generator
@@ -102,6 +103,7 @@ class TrainingHooks:
 NETWORK_SHAPE_FIELDS = (
     "resolution_px", "latent_dim", "width", "spectral_norm", "minibatch_std", "batch_size", "ema_decay", "beta1",
     "grid_size", "augment", "ada_target", "loss", "r1_gamma", "label_smoothing", "d_steps_per_g", "mode_seeking",
+    "coverage_weight", "simultaneous_updates",
 )
 # At most one set per strategy (None: one device), handed from a finished Trainer to the next.
 _idle_networks: dict[tuple, "_Networks"] = {}
@@ -157,12 +159,15 @@ class _Networks:
         # source rewriting of these methods failed intermittently in a background thread.
         self.weights_are_finite = tf.function(self._weights_are_finite, autograph=False)
         if strategy is None:
-            self._discriminator_half, self._generator_half = self._discriminator_step, self._generator_step
+            self._discriminator_half = functools.partial(self._one_device_step, self._discriminator_update)
+            self._joint_half = functools.partial(self._one_device_step, self._joint_update)
+            self._generator_half = self._generator_step
             # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
             self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
             self.r1_step = tf.function(self._r1_step, jit_compile=True, autograph=False)
         else:
-            self._discriminator_half = self._replicated_discriminator_step
+            self._discriminator_half = functools.partial(self._replicated_step, self._discriminator_update)
+            self._joint_half = functools.partial(self._replicated_step, self._joint_update)
             self._generator_half = self._replicated_generator_step
             # No XLA here: a jit-compiled function cannot reach the replicas' copies of a variable
             # on other devices ("Trying to access resource ... located in device CPU:1" with
@@ -201,39 +206,52 @@ class _Networks:
     # The step. Each half draws its z and seeds, then updates; on one device the update sees the
     # whole batch, under a strategy each replica runs it on its share (``share``).
 
-    def _discriminator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _one_device_step(self, update, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        """A D update or a joint update on one device, with its own z and seeds."""
         z = self.noise.normal([tf.shape(real)[0], self.config.latent_dim])
         seeds = tf.cast(self.noise.make_seeds(3), tf.int32)
-        results = self._discriminator_update(real, z, seeds)
+        results = update(real, z, seeds)
         self._steer_augmentation(results)
         return results
 
     def _discriminator_update(
         self, real: tf.Tensor, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
     ) -> dict[str, tf.Tensor]:
-        """Teach D to score real images high and G's images low. Only D's weights change."""
-        config = self.config
+        """Teach D to score real images high and G's images low. Only D's weights change.
+
+        real and z are the whole batch's; under a strategy this replica takes its share of both.
+        """
         # stateless_call runs G in training mode without updating its batch-norm statistics,
         # so this update leaves every G variable as it was.
         fake, _ = self.generator.stateless_call(
-            self.generator.trainable_variables, self.generator.non_trainable_variables, z, training=True
-        )
-        # D sees real and generated images through the same kind of augmentation.
-        real_seen = augment(real, config.augment, self.augment_probability, seeds[:, 0], share)
-        fake_seen = augment(fake, config.augment, self.augment_probability, seeds[:, 1], share)
+            self.generator.trainable_variables, self.generator.non_trainable_variables,
+            z if share is None else share.take(z), training=True,
+        )  # fmt: skip
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real_seen, training=True)
-            fake_logits = self.discriminator(fake_seen, training=True)
-            d_loss = discriminator_loss(config.loss, real_logits, fake_logits, config.label_smoothing)
-            if config.loss == "wgan_gp":
-                d_loss += WGAN_GP_WEIGHT * gradient_penalty(
-                    self.discriminator, real_seen, fake_seen, seeds[:, 2], share
-                )
-            gradient_loss = d_loss if share is None else share.scaled(d_loss)
-            gradient_loss = self.optimizer_d.scale_loss(gradient_loss)  # unchanged unless float16 (core.precision)
-
+            gradient_loss, _, results = self._discriminator_objective(real, fake, seeds, share)
         variables = self.discriminator.trainable_variables
         self.optimizer_d.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
+        return results
+
+    def _discriminator_objective(
+        self, real: tf.Tensor, fake: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None
+    ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+        """D's scores and loss on this replica's images: (what it differentiates, the fake logits, results).
+
+        real is the whole batch's, fake this replica's share.
+        """
+        config = self.config
+        own_real = real if share is None else share.take(real)
+        # D sees real and generated images through the same kind of augmentation.
+        real_seen = augment(own_real, config.augment, self.augment_probability, seeds[:, 0], share)
+        fake_seen = augment(fake, config.augment, self.augment_probability, seeds[:, 1], share)
+        real_logits = self.discriminator(real_seen, training=True)
+        fake_logits = self.discriminator(fake_seen, training=True)
+        d_loss = discriminator_loss(config.loss, real_logits, fake_logits, config.label_smoothing)
+        if config.loss == "wgan_gp":
+            d_loss += WGAN_GP_WEIGHT * gradient_penalty(self.discriminator, real_seen, fake_seen, seeds[:, 2], share)
+        gradient_loss = d_loss if share is None else share.scaled(d_loss)
+        gradient_loss = self.optimizer_d.scale_loss(gradient_loss)  # unchanged unless float16 (core.precision)
 
         results = {
             "d_loss": d_loss,
@@ -242,7 +260,7 @@ class _Networks:
         }
         if config.ada_target > 0:
             results["real_sign_mean"] = tf.reduce_mean(tf.sign(real_logits))
-        return results
+        return gradient_loss, fake_logits, results
 
     def _steer_augmentation(self, results: dict[str, tf.Tensor]) -> None:
         """ADA: move the augmentation probability by how sure D was of the real batch."""
@@ -272,17 +290,18 @@ class _Networks:
         self.optimizer_d.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
         return penalty
 
-    def _generator_step(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        z = self.noise.normal([batch_size, self.config.latent_dim])
+    def _generator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        z = self.noise.normal([tf.shape(real)[0], self.config.latent_dim])
         seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
-        return self._generator_update(z, seeds)
+        return self._generator_update(z, seeds, real)
 
     def _generator_update(
-        self, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
+        self, z: tf.Tensor, seeds: tf.Tensor, real: tf.Tensor, share: BatchShare | None = None
     ) -> dict[str, tf.Tensor]:
         """Teach G to make D score its images high. Only G's weights change.
 
-        z is the whole batch's; under a strategy this replica generates only its share.
+        z and real are the whole batch's; under a strategy this replica generates only its share.
+        Real images reach G only through the coverage term.
         """
         config = self.config
         with tf.GradientTape() as tape:
@@ -292,19 +311,55 @@ class _Networks:
             fake_logits = self.discriminator(
                 augment(fake, config.augment, self.augment_probability, seeds[:, 0], share), training=False
             )
-            g_loss = generator_loss(config.loss, fake_logits)
-            gradient_loss = g_loss if share is None else share.scaled(g_loss)
-            if config.mode_seeking > 0 and config.batch_size >= 2:  # a pair is needed
-                # Its pairs (i, i + batch/2) span replicas, so each replica scores the whole batch.
-                whole_batch = fake if share is None else share.whole(fake)
-                penalty = config.mode_seeking * mode_seeking_penalty(whole_batch, z)
-                g_loss += penalty
-                # whole() lets this replica's gradient into its own rows only: counted once in full.
-                gradient_loss = g_loss if share is None else gradient_loss + penalty
-            gradient_loss = self.optimizer_g.scale_loss(gradient_loss)
+            g_loss, gradient_loss = self._generator_objective(fake, fake_logits, z, real, share)
         variables = self.generator.trainable_variables
         self.optimizer_g.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
         return {"g_loss": g_loss}
+
+    def _generator_objective(
+        self, fake: tf.Tensor, fake_logits: tf.Tensor, z: tf.Tensor, real: tf.Tensor, share: BatchShare | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """G's loss for the batch, and what this replica differentiates (loss-scaled) for it."""
+        config = self.config
+        g_loss = generator_loss(config.loss, fake_logits)
+        gradient_loss = g_loss if share is None else share.scaled(g_loss)
+        if config.mode_seeking > 0 and config.batch_size >= 2:  # a pair is needed
+            # Its pairs (i, i + batch/2) span replicas, so each replica scores the whole batch.
+            whole_batch = fake if share is None else share.whole(fake)
+            penalty = config.mode_seeking * mode_seeking_penalty(whole_batch, z)
+            g_loss += penalty
+            # whole() lets this replica's gradient into its own rows only: counted once in full.
+            gradient_loss = g_loss if share is None else gradient_loss + penalty
+        if config.coverage_weight > 0:
+            # Each photo's nearest image may be on any replica: scored on the whole batch, as above.
+            whole_batch = fake if share is None else share.whole(fake)
+            penalty = config.coverage_weight * coverage_penalty(whole_batch, real)
+            g_loss += penalty
+            gradient_loss = g_loss if share is None else gradient_loss + penalty
+        return g_loss, self.optimizer_g.scale_loss(gradient_loss)
+
+    def _joint_update(
+        self, real: tf.Tensor, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
+    ) -> dict[str, tf.Tensor]:
+        """Both updates from one forward pass, as the TensorFlow DCGAN tutorial does.
+
+        D and G each take a step from the same batch and the same weights (simultaneous, not
+        alternating, updates), which saves a G pass and a D pass over the generated batch.
+        real and z are the whole batch's, as in _discriminator_update.
+        """
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            fake = self.generator(z if share is None else share.take(z), training=True)
+            d_gradient_loss, fake_logits, results = self._discriminator_objective(real, fake, seeds, share)
+            g_loss, g_gradient_loss = self._generator_objective(fake, fake_logits, z, real, share)
+
+        # Both gradients first: D's update must not change the scores G's gradient is taken at.
+        d_variables = self.discriminator.trainable_variables
+        g_variables = self.generator.trainable_variables
+        d_gradients = d_tape.gradient(d_gradient_loss, d_variables)
+        g_gradients = g_tape.gradient(g_gradient_loss, g_variables)
+        self.optimizer_d.apply_gradients(zip(d_gradients, d_variables))
+        self.optimizer_g.apply_gradients(zip(g_gradients, g_variables))
+        return {**results, "g_loss": g_loss}
 
     # The same halves on the replicas of a strategy, called where the step runs outside them.
 
@@ -324,17 +379,17 @@ class _Networks:
         z = self.noise.normal([batch_size, self.config.latent_dim]) if batch_size else tf.zeros([0])
         return z, tf.cast(self.noise.make_seeds(seed_count), tf.int32)
 
-    def _replicated_discriminator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _replicated_step(self, update, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        """A D update or a joint update on the replicas: z and seeds drawn once, as on one device."""
         # Every replica is handed the whole global batch and takes its rows: a batch of small
         # pictures costs little to copy, and the batch of step s stays the one-device batch
         # however many workers there are.
         z, seeds = self._compiled_draw_noise(self.config.batch_size, 3)
 
-        def update(real, z, seeds):
-            share = self._replica_share()
-            return self._discriminator_update(share.take(real), share.take(z), seeds, share)
+        def on_replica(real, z, seeds):
+            return update(real, z, seeds, self._replica_share())
 
-        results = self._mean_over_replicas(self.strategy.run(update, args=(real, z, seeds)))
+        results = self._mean_over_replicas(self.strategy.run(on_replica, args=(real, z, seeds)))
         self._steer_augmentation(results)
         return results
 
@@ -347,14 +402,14 @@ class _Networks:
 
         return self._mean_over_replicas(self.strategy.run(update, args=(real, seeds)))
 
-    def _replicated_generator_step(self, batch_size: tf.Tensor) -> dict[str, tf.Tensor]:
-        del batch_size  # it is config.batch_size, which XLA needs as a number, not a tensor
+    def _replicated_generator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        # The batch size is config.batch_size, which XLA needs as a number, not a tensor.
         z, seeds = self._compiled_draw_noise(self.config.batch_size, 1)
 
-        def update(z, seeds):
-            return self._generator_update(z, seeds, self._replica_share())
+        def update(z, seeds, real):
+            return self._generator_update(z, seeds, real, self._replica_share())
 
-        return self._mean_over_replicas(self.strategy.run(update, args=(z, seeds)))
+        return self._mean_over_replicas(self.strategy.run(update, args=(z, seeds, real)))
 
     def _update_ema(self) -> None:
         step = tf.cast(self.step, tf.float32)
@@ -368,9 +423,12 @@ class _Networks:
     def _train_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
         # Under a strategy this runs outside the replicas, so the average and the counters
         # are updated once, from the replicas' common weights.
-        for _ in range(self.config.d_steps_per_g):  # each D update sees the same real batch, new z
+        joint = self.config.simultaneous_updates
+        # Each D update sees the same real batch, new z; a joint step is the last of them.
+        results = {}
+        for _ in range(self.config.d_steps_per_g - 1 if joint else self.config.d_steps_per_g):
             results = self._discriminator_half(real)
-        results.update(self._generator_half(tf.shape(real)[0]))
+        results.update(self._joint_half(real) if joint else self._generator_half(real))
         results["augment_probability"] = tf.identity(self.augment_probability)
         self._update_ema()
         self.step.assign_add(1)

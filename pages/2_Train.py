@@ -10,7 +10,8 @@ import streamlit as st
 
 from core.checkpoints import CheckpointStore
 from core.config import (
-    AUGMENTATIONS, AUTO_MODE_SEEKING, AUTO_WIDTH, LOSSES, TrainConfig, default_mode_seeking, default_width,
+    AUGMENTATIONS, AUTO_COVERAGE_WEIGHT, AUTO_MODE_SEEKING, AUTO_WIDTH, LOSSES, TrainConfig, default_coverage_weight,
+    default_mode_seeking, default_width,
     supported_resolutions,
 )
 from core.data import suggest_resolution
@@ -50,6 +51,7 @@ WIDTHS = (AUTO_WIDTH, 8, 16, 32, 48, 64, 96, 128)
 EMA_DECAYS = (0.0, 0.9, 0.99, 0.995, 0.999, 0.9995, 0.9999)
 ADA_TARGETS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
 MODE_SEEKING_WEIGHTS = (AUTO_MODE_SEEKING, 0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+COVERAGE_WEIGHTS = (AUTO_COVERAGE_WEIGHT, 0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
 R1_GAMMAS = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 LOSS_LABELS = {
     "non_saturating": "non-saturating (DCGAN)",
@@ -71,6 +73,12 @@ def width_label(width: int) -> str:
 def mode_seeking_label(weight: float) -> str:
     if weight == AUTO_MODE_SEEKING:
         return f"auto ({default_mode_seeking(chosen_resolution_px()):g})"
+    return "off" if weight == 0 else f"{weight:g}"
+
+
+def coverage_weight_label(weight: float) -> str:
+    if weight == AUTO_COVERAGE_WEIGHT:
+        return f"auto ({default_coverage_weight(chosen_resolution_px()):g})"
     return "off" if weight == 0 else f"{weight:g}"
 
 
@@ -139,12 +147,21 @@ def settings_panel(disabled: bool) -> None:
                      persist_state=PERSIST, disabled=disabled, help="Real images' target becomes 1 minus this.")
     tricks[3].number_input(SETTING_LABELS["d_steps_per_g"], min_value=1, max_value=10, step=1, key="d_steps_per_g",
                            persist_state=PERSIST, disabled=disabled)
+    tricks[3].toggle(SETTING_LABELS["simultaneous_updates"], key="simultaneous_updates", persist_state=PERSIST,
+                     disabled=disabled,
+                     help="D and G both learn from one forward pass over the batch, as the TensorFlow "
+                     "tutorial does: fewer passes per step. Off: G learns against the D just updated.")
     tricks[3].select_slider(SETTING_LABELS["mode_seeking"], MODE_SEEKING_WEIGHTS, key="mode_seeking",
                             persist_state=PERSIST, disabled=disabled,
                             format_func=mode_seeking_label,
                             help="MSGAN (Mao et al. 2019): G is penalised when two different z give alike "
                             "faces, which keeps it from drawing a few faces over and over. Auto: 0.2 up to "
                             "32 px, 0.05 above.")
+    tricks[1].select_slider(SETTING_LABELS["coverage_weight"], COVERAGE_WEIGHTS, key="coverage_weight",
+                            persist_state=PERSIST, disabled=disabled, format_func=coverage_weight_label,
+                            help="Pairs every photo of a batch with a generated face (optimal transport) and "
+                            "pulls each pair together, so that no photo is left out. Too strong, and faces "
+                            "become blurry blends of photos. Auto: 10 up to 32 px, 2 above.")
 
 
 def setting_warnings(dataset) -> list[str]:

@@ -31,10 +31,11 @@ import tensorflow as tf  # noqa: E402  (the path above must come first)
 
 REPLICAS = 2
 # The compared run: the project's default tricks (colour + translation augmentation, minibatch
-# std, mode seeking, EMA 0.99) on a tiny model. A global batch of 16 gives each replica 8
-# images, two whole groups of 4 for minibatch std.
+# std, mode seeking, EMA 0.99) and the coverage term, whose nearest images span replicas, on a
+# tiny model. A global batch of 16 gives each replica 8 images, two whole groups of 4 for minibatch std.
 COMPARED_ARGS = [
     "--resolution", "16", "--width", "8", "--latent-dim", "8", "--batch-size", "16", "--steps", "4",
+    "--coverage-weight", "1",
     "--log-every", "1", "--sample-every", "2", "--checkpoint-every", "2", "--metrics-every", "0",
 ]  # fmt: skip
 RESUMED_FROM_STEP = 2
@@ -93,6 +94,15 @@ def compare(folder: Path) -> dict:
     mirrored = make_strategy("mirrored")  # the command line's: the networks traced for it are reused
     mirrored_resumed_on_one_device = resumed_copy(mirrored_run, folder / "one-device", None, dataset.images)
     single_resumed_mirrored = resumed_copy(single_run, folder / "resumed-mirrored", mirrored, dataset.images)
+    # The simultaneous step (one forward pass for D and G) has its own replicated path.
+    simultaneous = config.replace(simultaneous_updates=True)
+    simultaneous_losses = {}
+    for name, strategy in (("single", None), ("mirrored", mirrored)):
+        run = RunDir.create(folder / f"simultaneous-{name}", simultaneous, dataset)
+        trainer = Trainer(simultaneous, dataset.images, run, strategy)
+        trainer.run()
+        trainer.close()
+        simultaneous_losses[name] = losses(run)
     refused = {
         batch_size: cli_outcome(["--strategy", "mirrored", "--runs-dir", str(folder / "refused"), *arguments,
                                  "--batch-size", batch_size])
@@ -107,6 +117,7 @@ def compare(folder: Path) -> dict:
         "mirrored": losses(mirrored_run),
         "mirrored_resumed_on_one_device": mirrored_resumed_on_one_device,
         "single_resumed_mirrored": single_resumed_mirrored,
+        "simultaneous": simultaneous_losses,
     }
 
 

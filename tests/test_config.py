@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from core.config import (
-    AUTO_MODE_SEEKING, AUTO_WIDTH, TrainConfig, default_mode_seeking, default_width, resolution_levels,
+    AUTO_COVERAGE_WEIGHT, AUTO_MODE_SEEKING, AUTO_WIDTH, TrainConfig, default_coverage_weight, default_mode_seeking,
+    default_width, resolution_levels,
     supported_resolutions,
 )
 
@@ -25,6 +26,8 @@ from core.config import (
         ("learning_rate_d", True, r"learning_rate_d=True must be a number"),
         ("steps", 10.0, r"steps=10.0 must be a whole number"),
         ("data_dir", "  ", r"data_dir must name a folder"),
+        ("coverage_weight", -2.0, r"coverage_weight=-2.0 must be between 0.0 and 100.0"),
+        ("simultaneous_updates", "yes", r"simultaneous_updates='yes' must be true or false"),
     ],
 )
 def test_an_invalid_value_raises_a_value_error_naming_the_field(field, value, message):
@@ -119,6 +122,14 @@ def test_width_zero_follows_the_resolution_and_the_config_keeps_the_number():
     assert TrainConfig.from_json(config.to_json()).width == 16
     assert config.replace(resolution_px=32).width == 16  # a number now, not "auto"
     assert config.replace(resolution_px=32, width=AUTO_WIDTH).width == 32
+
+
+def test_coverage_weight_minus_one_follows_the_resolution_and_zero_stays_off():
+    assert TrainConfig().coverage_weight == default_coverage_weight(32) == 10.0
+    assert TrainConfig(resolution_px=48).coverage_weight == 2.0
+    assert TrainConfig(resolution_px=16, coverage_weight=AUTO_COVERAGE_WEIGHT).coverage_weight == 10.0
+    assert TrainConfig(coverage_weight=0.0).coverage_weight == 0.0
+    assert TrainConfig.from_json(TrainConfig().to_json()).coverage_weight == 10.0
 
 
 def test_mode_seeking_minus_one_follows_the_resolution_and_zero_stays_off():

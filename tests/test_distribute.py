@@ -240,6 +240,14 @@ def test_a_mirrored_run_on_two_replicas_logs_the_losses_of_a_one_device_run(comp
     assert_same_losses(compared["mirrored"], compared["single"], compared["single"]["step"])
 
 
+def test_simultaneous_updates_on_two_replicas_log_the_losses_of_one_device(compared):
+    single, mirrored = compared["simultaneous"]["single"], compared["simultaneous"]["mirrored"]
+    assert single["step"] == mirrored["step"] == [1.0, 2.0, 3.0, 4.0]
+    assert single["g_loss"] != compared["single"]["g_loss"]  # a different step from the alternating one
+
+    assert_same_losses(mirrored, single, single["step"])
+
+
 def test_the_mirrored_command_line_run_is_a_normal_run_that_opens_here(compared):
     assert compared["cli_exit_code"] == 0
     run = RunDir.open(compared["mirrored_run"])

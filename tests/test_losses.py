@@ -13,7 +13,10 @@ import pytest
 import tensorflow as tf
 
 from core.config import LOSSES
-from core.losses import discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty
+from core.losses import (
+    coverage_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
+    sinkhorn_plan,
+)
 
 IMAGE_SHAPE = (4, 8, 8, 3)
 SEED = tf.constant([5, 9], dtype=tf.int32)
@@ -181,3 +184,38 @@ def test_the_mode_seeking_gradient_pushes_paired_images_apart():
     stepped = images - 0.1 * tape.gradient(penalty, images)
 
     assert float(mode_seeking_penalty(stepped, z)) < float(penalty)
+
+
+def test_the_coverage_penalty_is_zero_for_the_photos_themselves_in_any_order_and_grows_when_one_is_left_out():
+    photos = tf.random.stateless_uniform([4, 8, 8, 3], seed=[0, 3], minval=-1.0, maxval=1.0)
+    fakes_missing_one = tf.concat([photos[:3], photos[:1]], axis=0)  # no image near photo 3
+
+    assert float(coverage_penalty(photos, photos)) == pytest.approx(0.0, abs=1e-4)
+    assert float(coverage_penalty(photos[::-1], photos)) == pytest.approx(0.0, abs=1e-4)
+    # Photo 3 must take a whole image's share of mass from one of the others: about a quarter of
+    # the mean squared distance from photo 3 to them.
+    to_photo_3 = tf.reduce_mean(tf.square(photos[3:] - photos[:3]), axis=[1, 2, 3])
+    assert float(coverage_penalty(fakes_missing_one, photos)) >= 0.9 * float(tf.reduce_min(to_photo_3)) / 4
+
+
+def test_the_coverage_gradient_sends_a_surplus_image_to_the_photo_nobody_resembles():
+    photos = tf.constant([[[[1.0]]], [[[-1.0]]]]) * tf.ones([2, 4, 4, 3])
+    fakes = tf.Variable(tf.constant([[[[0.9]]], [[[0.8]]]]) * tf.ones([2, 4, 4, 3]))  # both near photo 0
+
+    with tf.GradientTape() as tape:
+        penalty = coverage_penalty(fakes, photos)
+    gradient = tape.gradient(penalty, fakes).numpy()
+    stepped = fakes - 0.5 * gradient
+
+    # The cheapest plan pairs 0.9 with +1 and 0.8 with -1: 0.8 is pushed down, though +1 is nearer.
+    assert np.all(gradient[0] < 0.0) and np.all(gradient[1] > 0.0)
+    assert float(coverage_penalty(stepped, photos)) < float(penalty)
+
+
+def test_the_sinkhorn_plan_has_uniform_margins_and_finds_the_one_cheap_pairing():
+    pairing = tf.one_hot([2, 0, 3, 1], 4)
+    plan = sinkhorn_plan(1.0 - pairing).numpy()
+
+    np.testing.assert_allclose(plan.sum(axis=1), 0.25, rtol=1e-3)
+    np.testing.assert_allclose(plan.sum(axis=0), 0.25, rtol=1e-3)
+    assert np.all(plan.argmax(axis=1) == [2, 0, 3, 1]) and plan.max(axis=1).min() > 0.24

@@ -172,18 +172,21 @@ def test_a_session_that_opens_on_the_data_page_keeps_the_default_resolution_on_t
     assert app.session_state["resolution_px"] == 32
 
 
-def test_the_train_pages_width_and_mode_seeking_start_at_auto_and_follow_the_resolution():
+def test_the_train_pages_width_mode_seeking_and_coverage_start_at_auto_and_follow_the_resolution():
     app = open_page("pages/2_Train.py")
     assert app.select_slider(key="width").value == AUTO_WIDTH
     assert app.select_slider(key="width").options[0] == "auto (32)"
 
     assert app.select_slider(key="mode_seeking").options[0] == "auto (0.2)"
+    assert app.select_slider(key="coverage_weight").options[0] == "auto (10)"
 
     app.select_slider(key="resolution_px").set_value(48).run()
     assert app.select_slider(key="width").options[0] == "auto (16)"
     assert app.select_slider(key="mode_seeking").options[0] == "auto (0.05)"
-    chosen = TrainConfig(**{name: app.session_state[name] for name in ("resolution_px", "width", "mode_seeking")})
-    assert (chosen.width, chosen.mode_seeking) == (16, 0.05)
+    assert app.select_slider(key="coverage_weight").options[0] == "auto (2)"
+    names = ("resolution_px", "width", "mode_seeking", "coverage_weight")
+    chosen = TrainConfig(**{name: app.session_state[name] for name in names})
+    assert (chosen.width, chosen.mode_seeking, chosen.coverage_weight) == (16, 0.05, 2.0)
 
 
 def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):

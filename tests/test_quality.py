@@ -12,6 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import sys
 import threading
 
 import numpy as np
@@ -114,9 +116,13 @@ class Collector:
         self.rows: list[QualityRow] = []
         self.threads: list[str] = []
 
+        self.niceness: list[int] = []
+
     def __call__(self, row: QualityRow) -> None:
         self.rows.append(row)
         self.threads.append(threading.current_thread().name)
+        if hasattr(os, "getpriority"):
+            self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
 
 def test_the_worker_reports_one_row_per_sample_in_order_from_its_own_thread():
@@ -131,6 +137,18 @@ def test_the_worker_reports_one_row_per_sample_in_order_from_its_own_thread():
     assert all(np.isfinite(row.swd) for row in collector.rows)
     assert all(name.startswith("dcgan-quality") for name in collector.threads)
     assert threading.current_thread().name not in collector.threads
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice value on Linux only")
+def test_the_worker_scores_at_a_lower_priority_than_the_thread_that_trains():
+    collector = Collector()
+    worker = QualityWorker(training(), collector)
+
+    worker.submit(2, other_faces()[:16])
+    worker.close()
+
+    training_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert collector.niceness == [min(19, training_niceness + quality.QUALITY_THREAD_NICENESS)]
 
 
 def test_close_waits_for_the_measurements_still_pending(monkeypatch):

@@ -89,7 +89,7 @@ def test_generator_step_changes_g_and_leaves_every_d_variable_as_it_was(tmp_path
     generator_before = values_of(trainer.generator.trainable_variables)
     discriminator_before = values_of(trainer.discriminator.variables)
 
-    results = trainer.generator_step(tf.constant(BATCH_SIZE))
+    results = trainer.generator_step(real_batch(dataset))
 
     assert all_equal(discriminator_before, values_of(trainer.discriminator.variables))
     assert not all_equal(generator_before, values_of(trainer.generator.trainable_variables))

@@ -122,7 +122,7 @@ def test_spectral_norm_wraps_every_d_layer_with_weights_and_a_g_step_leaves_d_un
     )
     discriminator_before = values_of(trainer.discriminator.variables)  # power-iteration vectors too
 
-    trainer.generator_step(tf.constant(BATCH_SIZE))
+    trainer.generator_step(tf.cast(dataset.images[:BATCH_SIZE], tf.float32) / 127.5 - 1.0)
 
     after = values_of(trainer.discriminator.variables)
     assert all(np.array_equal(old, new) for old, new in zip(discriminator_before, after, strict=True))
@@ -158,6 +158,17 @@ def test_d_steps_per_g_applies_that_many_d_updates_per_step(tmp_path, dataset, e
     assert int(trainer.optimizer_d.iterations) == 2 * 3
     assert int(trainer.optimizer_g.iterations) == 3
     assert losses_are_finite(hooks.records)
+
+
+def test_simultaneous_updates_step_d_and_g_once_each_and_keep_extra_d_updates(tmp_path, dataset, eager_steps):
+    one_each = new_trainer(tmp_path, dataset, simultaneous_updates=True, steps=3)
+    two_d = new_trainer(tmp_path, dataset, simultaneous_updates=True, d_steps_per_g=2, steps=3)
+
+    for trainer, d_updates in ((one_each, 3), (two_d, 6)):
+        hooks = trained(trainer)
+        assert int(trainer.optimizer_d.iterations) == d_updates
+        assert int(trainer.optimizer_g.iterations) == 3
+        assert losses_are_finite(hooks.records)
 
 
 def test_ada_starts_with_no_augmentation_steers_it_each_step_and_resumes_where_it_was(
@@ -229,6 +240,8 @@ def test_a_trainer_differing_only_in_learning_rate_reuses_the_idle_networks(tmp_
         {"label_smoothing": 0.1},
         {"d_steps_per_g": 2},
         {"mode_seeking": 1.0},
+        {"coverage_weight": 1.0},
+        {"simultaneous_updates": True},
         {"minibatch_std": False},
     ],
 )
@@ -260,8 +273,10 @@ def test_the_compiled_step_trains_with_the_new_d_options_on_at_once(tmp_path, da
     assert bool(trainer.weights_are_finite())
 
 
-def test_minibatch_std_and_mode_seeking_train_in_the_compiled_step(tmp_path, dataset):
-    trainer = new_trainer(tmp_path, dataset, steps=3, augment=(), minibatch_std=True, mode_seeking=1.0)
+def test_minibatch_std_mode_seeking_and_coverage_train_in_the_compiled_step(tmp_path, dataset):
+    trainer = new_trainer(
+        tmp_path, dataset, steps=3, augment=(), minibatch_std=True, mode_seeking=1.0, coverage_weight=1.0
+    )
 
     hooks = trained(trainer)
 

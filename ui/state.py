@@ -51,7 +51,9 @@ SETTING_LABELS = {  # how each TrainConfig field is named on screen
     "minibatch_std": "Minibatch standard deviation in D",
     "label_smoothing": "Label smoothing",
     "d_steps_per_g": "D updates per G update",
+    "simultaneous_updates": "D and G from one pass",
     "mode_seeking": "Mode seeking (weight)",
+    "coverage_weight": "Photo coverage (weight)",
     "metrics_every_steps": "Score quality every … steps",
 }
 
