@@ -2,7 +2,8 @@
 
 One step is one D update on a real batch and a batch from G, then one G update against
 the updated D, with the non-saturating loss of Goodfellow et al. Each update names the
-variables it changes, so neither network's weights move during the other's update.
+variables it changes, so neither network's weights move during the other's update. With
+simultaneous_updates both updates come from one forward pass, as in the TensorFlow tutorial.
 
 A run can be killed at any moment and resumed: checkpoints (``core.checkpoints``) hold
 both networks, both optimizers, the averaged G, the step, the noise generator and the
@@ -41,7 +42,8 @@ from core.distribute import BatchShare, check_global_batch, strategy_is_chief
 from core.augment import adjusted_probability, augment
 from core.imaging import make_grid, model_range_to_uint8
 from core.losses import (
-    WGAN_GP_WEIGHT, coverage_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
+    WGAN_GP_WEIGHT, coverage_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty,
+    r1_penalty,
 )
 from core.latent import generate_images, seeds_to_z
 from core.models import MINIBATCH_GROUP, build_discriminator, build_generator
