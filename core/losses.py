@@ -117,7 +117,7 @@ def coverage_penalty(fake: tf.Tensor, real: tf.Tensor) -> tf.Tensor:
         - 2.0 * tf.matmul(real_rows, fake_rows, transpose_b=True)
     ) / pixel_count
     costs = tf.maximum(costs, 0.0)
-    plan = tf.stop_gradient(sinkhorn_plan(costs))
+    plan = sinkhorn_plan(costs)  # no gradient: it stops at the costs
     return tf.reduce_sum(plan * costs)
 
 

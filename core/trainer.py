@@ -325,16 +325,17 @@ class _Networks:
         config = self.config
         g_loss = generator_loss(config.loss, fake_logits)
         gradient_loss = g_loss if share is None else share.scaled(g_loss)
-        if config.mode_seeking > 0 and config.batch_size >= 2:  # a pair is needed
-            # Its pairs (i, i + batch/2) span replicas, so each replica scores the whole batch.
+        pairs_images = config.mode_seeking > 0 and config.batch_size >= 2  # a pair is needed
+        if pairs_images or config.coverage_weight > 0:
+            # Both terms pair rows that may sit on different replicas, so each replica scores the
+            # whole batch; gathered once for the two.
             whole_batch = fake if share is None else share.whole(fake)
+        if pairs_images:
             penalty = config.mode_seeking * mode_seeking_penalty(whole_batch, z)
             g_loss += penalty
             # whole() lets this replica's gradient into its own rows only: counted once in full.
             gradient_loss = g_loss if share is None else gradient_loss + penalty
         if config.coverage_weight > 0:
-            # Each photo's nearest image may be on any replica: scored on the whole batch, as above.
-            whole_batch = fake if share is None else share.whole(fake)
             penalty = config.coverage_weight * coverage_penalty(whole_batch, real)
             g_loss += penalty
             gradient_loss = g_loss if share is None else gradient_loss + penalty
