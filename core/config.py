@@ -40,22 +40,23 @@ def default_width(resolution_px: int) -> int:
 def default_mode_seeking(resolution_px: int) -> float:
     """The mode-seeking weight for a resolution when none is chosen.
 
-    With the default widths, the weight that kept the faces' diversity (MS-SSIM) nearest the
-    photos' own in bench/quality.py: 0.2 at 32 px (+2%; 0.05 gave +10%), 0.05 at 48 px (-6%;
-    0.1 gave -12%, 0.2 -21%: noisier faces than photos).
+    With the default widths and coverage term, the weight that kept the faces' diversity
+    (MS-SSIM) nearest the photos' own in bench/quality.py (README): 0.2 at 32 px; at 48 px,
+    0.1 (0.05 left the faces too alike once the coverage term pulls them towards photos,
+    0.2 made them noisier than the photos).
     """
-    return 0.2 if resolution_px <= _SMALL_RESOLUTION_PX else 0.05
+    return 0.2 if resolution_px <= _SMALL_RESOLUTION_PX else 0.1
 
 
 def default_coverage_weight(resolution_px: int) -> float:
     """The coverage term's weight for a resolution when none is chosen.
 
-    Measured by bench/quality.py at ten CPU-minutes (README): at 32 px, 10 raised the photos covered
-    from 64% to 74% with MS-SSIM still within 10% of the photos'; 30 covered 82% but made the faces
-    blurry blends (MS-SSIM +25%). At 48 px, 2 covered 63% (53% without) at MS-SSIM +9%; 3 went
-    just past +10% and 10 to +22%.
+    Measured by bench/quality.py at ten CPU-minutes (README), where single runs vary widely:
+    at 32 px, 12 covered 82% and 76% of the photos in two runs (10: 77%, 15: 84%, 20: 83%, with
+    faces more alike as the weight grows: MS-SSIM +0%, +14%, +17%). At 48 px, 5 (with mode seeking
+    0.1) covered 79% and 72% at MS-SSIM +3% and -2%; 2 covered 63%, and 10 about 73% at +12% or more.
     """
-    return 10.0 if resolution_px <= _SMALL_RESOLUTION_PX else 2.0
+    return 12.0 if resolution_px <= _SMALL_RESOLUTION_PX else 5.0
 
 
 def supported_resolutions() -> list[int]:
@@ -116,8 +117,8 @@ class TrainConfig:
     # fewer passes per step); False: G steps against the D just updated
     mode_seeking: float = AUTO_MODE_SEEKING  # weight of MSGAN's term that pushes different z to different
     # faces; 0 = off; -1 picks default_mode_seeking(resolution_px) and the config keeps that number
-    coverage_weight: float = AUTO_COVERAGE_WEIGHT  # weight of the optimal-transport term that pairs each
-    # photo of a batch with a generated face and pulls them together, so that no photo is left out;
+    coverage_weight: float = AUTO_COVERAGE_WEIGHT  # weight of the term that pulls each generated face
+    # towards the photo it claims, every photo claimed equally often, so that no photo is left out;
     # 0 = off; -1 picks default_coverage_weight(resolution_px) and the config keeps that number
     metrics_every_steps: int = 500  # quality metrics (SWD, diversity, copies) on the averaged G; 0 = off
     seed: int = 0

@@ -8,9 +8,9 @@
 Label smoothing (one-sided, Salimans et al. 2016) lowers the real target of the
 non-saturating and least-squares losses from 1 to 1 - smoothing. The mode-seeking term
 (Mao et al. 2019) is added to G's loss: it grows when two different z give alike images.
-The coverage term is added too: the optimal-transport cost between the batch's generated and
-real images (Sinkhorn, Cuturi 2013; as a GAN term, Salimans et al. 2018 and Genevay et al. 2018),
-so a photo that no generated image resembles costs G.
+The coverage term is added too: each generated image claims a training photo, by semi-discrete
+optimal transport with bounties kept from step to step (Genevay et al. 2016), and G pays its
+distance to that photo, so a photo that no generated image resembles costs G.
 """
 
 from __future__ import annotations
@@ -89,48 +89,61 @@ def mode_seeking_penalty(images: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     ratio = image_distance / (z_distance + MODE_SEEKING_EPSILON)
     return 1.0 / (ratio + MODE_SEEKING_EPSILON)
 
-# The coverage term's transport plan. On random 64 x 64 costs, an entropy weight of 0.02 of the mean
-# cost gives margins within 0.03% of uniform after 30 iterations and a cost 15% above the exact
-# assignment's; 0.01 comes within 4% of it, but its margins were still 0.7% off.
-SINKHORN_EPSILON = 0.02
-SINKHORN_ITERATIONS = 30
 
-
-def coverage_penalty(fake: tf.Tensor, real: tf.Tensor) -> tf.Tensor:
-    """Optimal-transport cost between the batch's generated and real images (mean squared pixel difference).
-
-    Every real image sends an equal share of its mass to the generated images and every generated
-    image receives an equal share, so a photo cannot be ignored and one image cannot serve many
-    photos: unlike pulling each photo's nearest image, which drags one average face towards all
-    of them. The plan is Sinkhorn's (Cuturi 2013), with the entropy weight SINKHORN_EPSILON of the
-    mean cost, and is held fixed for the gradient, which is then the transport cost's own.
-    Compared at full resolution: averaged to 8 x 8 pixels first, it left as many photos uncovered
-    as no term at all in bench/quality.py.
-    """
-    fake_rows = tf.cast(tf.reshape(fake, [tf.shape(fake)[0], -1]), tf.float32)
-    real_rows = tf.cast(tf.reshape(real, [tf.shape(real)[0], -1]), tf.float32)
-    pixel_count = tf.cast(tf.shape(real_rows)[1], tf.float32)
-    # (reals, fakes) mean squared differences; |r - f|^2 = |r|^2 + |f|^2 - 2 r.f is one matrix product.
+def mean_squared_differences(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
+    """(first, second) matrix of the mean squared pixel difference of every pair of images."""
+    first_rows = tf.cast(tf.reshape(first, [tf.shape(first)[0], -1]), tf.float32)
+    second_rows = tf.cast(tf.reshape(second, [tf.shape(second)[0], -1]), tf.float32)
+    pixel_count = tf.cast(tf.shape(first_rows)[1], tf.float32)
+    # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b is one matrix product.
     costs = (
-        tf.reduce_sum(tf.square(real_rows), axis=1, keepdims=True)
-        + tf.reduce_sum(tf.square(fake_rows), axis=1)[tf.newaxis, :]
-        - 2.0 * tf.matmul(real_rows, fake_rows, transpose_b=True)
+        tf.reduce_sum(tf.square(first_rows), axis=1, keepdims=True)
+        + tf.reduce_sum(tf.square(second_rows), axis=1)[tf.newaxis, :]
+        - 2.0 * tf.matmul(first_rows, second_rows, transpose_b=True)
     ) / pixel_count
-    costs = tf.maximum(costs, 0.0)
-    plan = sinkhorn_plan(costs)  # no gradient: it stops at the costs
-    return tf.reduce_sum(plan * costs)
+    return tf.maximum(costs, 0.0)
 
 
-def sinkhorn_plan(costs: tf.Tensor) -> tf.Tensor:
-    """(rows, columns) transport plan with uniform margins for a cost matrix, in the log domain."""
-    costs = tf.stop_gradient(costs)
-    log_kernel = -costs / (SINKHORN_EPSILON * (tf.reduce_mean(costs) + 1e-12))
-    rows, columns = tf.shape(costs)[0], tf.shape(costs)[1]
-    log_row_mass = -tf.math.log(tf.cast(rows, costs.dtype))
-    log_column_mass = -tf.math.log(tf.cast(columns, costs.dtype))
-    log_u = tf.zeros([rows], costs.dtype)
-    log_v = tf.zeros([columns], costs.dtype)
-    for _ in range(SINKHORN_ITERATIONS):  # a fixed count: the step has no data-dependent loops
-        log_u = log_row_mass - tf.reduce_logsumexp(log_kernel + log_v[tf.newaxis, :], axis=1)
-        log_v = log_column_mass - tf.reduce_logsumexp(log_kernel + log_u[:, tf.newaxis], axis=0)
-    return tf.exp(log_u[:, tf.newaxis] + log_kernel + log_v[tf.newaxis, :])
+# How fast the photos' bounties move: the bounty of a photo that no generated image claims rises by
+# this share of the mean cost per step (and that of one claimed more than its share falls).
+BOUNTY_RATE = 0.01
+CLAIM_MAX_SIDE_PX = 64  # larger images are averaged down to at most this side before claiming
+
+
+def claim_side_px(resolution_px: int) -> int:
+    """The side at which generated images claim photos: the resolution halved until at most CLAIM_MAX_SIDE_PX."""
+    side = resolution_px
+    while side > CLAIM_MAX_SIDE_PX and side % 2 == 0:
+        side //= 2
+    return side
+
+
+def claimed_photo_penalty(
+    fake: tf.Tensor, photos: tf.Tensor, bounties: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The generated images' mean squared difference to the photos they claim, and the photos' new bounties.
+
+    fake: generated images in [-1, 1]; photos: every training photo, in [-1, 1], at claim_side_px;
+    bounties: one per photo, kept from step to step (zeros at the start).
+    Semi-discrete optimal transport (Genevay et al. 2016): image i claims the photo j with the
+    lowest cost(i, j) - bounty(j). A photo claimed less often than its share (1 / photos) gets a
+    higher bounty, one claimed more often a lower one, so over the steps every photo is claimed
+    equally often and no photo is left without faces near it. Because the bounties carry over, a
+    face keeps claiming the same photo from one batch to the next; pairing the faces with the
+    batch's photos instead pulled each face towards a different photo every step, into a blur.
+    """
+    pool = fake.shape[1] // photos.shape[1]  # static sizes: XLA needs the window as a number
+    fake = tf.cast(fake, tf.float32)
+    if pool > 1:
+        fake = tf.nn.avg_pool2d(fake, pool, pool, "VALID")
+    costs = mean_squared_differences(fake, photos)
+    fixed_costs = tf.stop_gradient(costs)
+    claims = tf.argmin(fixed_costs - bounties[tf.newaxis, :], axis=1, output_type=tf.int32)
+    penalty = tf.reduce_mean(tf.gather(costs, claims, axis=1, batch_dims=1))
+
+    photo_count = tf.cast(tf.shape(photos)[0], tf.float32)
+    image_count = tf.cast(tf.shape(fake)[0], tf.float32)
+    claim_counts = tf.reduce_sum(tf.one_hot(claims, tf.shape(photos)[0]), axis=0)
+    shortfall = 1.0 - photo_count * claim_counts / image_count  # 1: unclaimed, 0: its share, < 0: above
+    new_bounties = bounties + BOUNTY_RATE * tf.reduce_mean(fixed_costs) * shortfall
+    return penalty, new_bounties

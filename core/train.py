@@ -24,7 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.config import AUGMENTATIONS, BACKGROUNDS, FIT_MODES, LOSSES, TrainConfig
+from core.config import (
+    AUGMENTATIONS, BACKGROUNDS, FIT_MODES, LOSSES, TrainConfig, default_coverage_weight, default_mode_seeking,
+)
 from core.precision import PRECISIONS
 from core.distribute import STRATEGIES
 from core.runs import RunDir, RunError, default_runs_dir, project_root
@@ -113,13 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mode-seeking", type=float,
-        help="weight of the term keeping different z apart, 0 = off (default: 0.2 up to 32 px, 0.05 above; "
-        "-1 chooses the same)",
+        help="weight of the term keeping different z apart, 0 = off (default: "
+        f"{default_mode_seeking(32):g} up to 32 px, {default_mode_seeking(48):g} above; -1 chooses the same)",
     )
     parser.add_argument(
         "--coverage-weight", type=float,
-        help="weight of the term pairing each photo of a batch with a generated face, so no photo is left out; "
-        "0 = off (default: 10 up to 32 px, 2 above; -1 chooses the same)",
+        help="weight of the term pulling each generated face towards a photo it claims, so no photo is left "
+        f"out; 0 = off (default: {default_coverage_weight(32):g} up to 32 px, {default_coverage_weight(48):g} "
+        "above; -1 chooses the same)",
     )
     parser.add_argument(
         "--metrics-every", type=int, help=f"steps between quality metrics, 0 = off (default {defaults.metrics_every_steps})"

@@ -1,9 +1,10 @@
 """The DCGAN training step and loop. No threads and no UI: callers pass hooks.
 
-One step is one D update on a real batch and a batch from G, then one G update against
-the updated D, with the non-saturating loss of Goodfellow et al. Each update names the
-variables it changes, so neither network's weights move during the other's update. With
-simultaneous_updates both updates come from one forward pass, as in the TensorFlow tutorial.
+One step is one D update on a real batch and a batch from G, then one G update on the same
+generated batch against the updated D, with the non-saturating loss of Goodfellow et al.
+Each update names the variables it changes, so neither network's weights move during the
+other's update. With simultaneous_updates both updates are taken at the same weights, as in
+the TensorFlow tutorial.
 
 A run can be killed at any moment and resumed: checkpoints (``core.checkpoints``) hold
 both networks, both optimizers, the averaged G, the step, the noise generator and the
@@ -42,8 +43,8 @@ from core.distribute import BatchShare, check_global_batch, strategy_is_chief
 from core.augment import adjusted_probability, augment
 from core.imaging import make_grid, model_range_to_uint8
 from core.losses import (
-    WGAN_GP_WEIGHT, coverage_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty,
-    r1_penalty,
+    WGAN_GP_WEIGHT, claim_side_px, claimed_photo_penalty, discriminator_loss, generator_loss, gradient_penalty,
+    mode_seeking_penalty, r1_penalty,
 )
 from core.latent import generate_images, seeds_to_z
 from core.models import MINIBATCH_GROUP, build_discriminator, build_generator
@@ -121,7 +122,7 @@ class _Networks:
     Under a strategy (None: one device) the variables are the strategy's, replicated.
     """
 
-    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None) -> None:
+    def __init__(self, config: TrainConfig, strategy: tf.distribute.Strategy | None = None, photo_count: int = 0) -> None:
         self.config = config
         self.strategy = strategy
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -140,11 +141,17 @@ class _Networks:
                 seeds_to_z(range(config.grid_count), config.latent_dim), trainable=False, name="fixed_z"
             )
             self.augment_probability = tf.Variable(0.0, trainable=False, name="augment_probability")
+            # The coverage term's photos in [-1, 1], at the side they are claimed at (float32: a
+            # multi-worker start broadcasts every variable, and its collectives have no uint8),
+            # and their bounties.
+            side = claim_side_px(config.resolution_px)
+            self.photos = tf.Variable(tf.zeros([photo_count, side, side, 3]), trainable=False, name="photos")
+            self.photo_bounties = tf.Variable(tf.zeros([photo_count]), trainable=False, name="photo_bounties")
         # The noise stays outside any strategy and is drawn only outside the replicas: a generator
         # made in a strategy's scope gives each replica its own stream, and its checkpoint would not
         # continue the same stream on one device. Drawn in one place, z is the one-device z.
         self.noise = tf.random.Generator.from_seed(config.seed)
-        self.checkpoint = tf.train.Checkpoint(
+        parts = dict(
             augment_probability=self.augment_probability,
             generator=self.generator,
             discriminator=self.discriminator,
@@ -156,6 +163,9 @@ class _Networks:
             noise=self.noise,
             fixed_z=self.fixed_z,
         )
+        self.checkpoint = tf.train.Checkpoint(**parts, photo_bounties=self.photo_bounties)
+        # For a checkpoint whose photos were since added or removed: its bounties no longer fit.
+        self.checkpoint_without_bounties = tf.train.Checkpoint(**parts)
 
         # The step has no tensor-dependent Python control flow, so AutoGraph is off: its
         # source rewriting of these methods failed intermittently in a background thread.
@@ -163,14 +173,14 @@ class _Networks:
         if strategy is None:
             self._discriminator_half = functools.partial(self._one_device_step, self._discriminator_update)
             self._joint_half = functools.partial(self._one_device_step, self._joint_update)
-            self._generator_half = self._generator_step
+            self._alternating_half = functools.partial(self._one_device_step, self._alternating_update)
             # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
             self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
             self.r1_step = tf.function(self._r1_step, jit_compile=True, autograph=False)
         else:
             self._discriminator_half = functools.partial(self._replicated_step, self._discriminator_update)
             self._joint_half = functools.partial(self._replicated_step, self._joint_update)
-            self._generator_half = self._replicated_generator_step
+            self._alternating_half = functools.partial(self._replicated_step, self._alternating_update)
             # No XLA here: a jit-compiled function cannot reach the replicas' copies of a variable
             # on other devices ("Trying to access resource ... located in device CPU:1" with
             # MirroredStrategy on logical CPUs, TF 2.21), whether it wraps strategy.run or the
@@ -180,11 +190,14 @@ class _Networks:
             # The noise alone is XLA-compiled, for the one-device numbers (see distribute.xla_compiled).
             self._compiled_draw_noise = tf.function(self._draw_noise, jit_compile=True, autograph=False)
         self.discriminator_step = tf.function(self._discriminator_half, autograph=False)
-        self.generator_step = tf.function(self._generator_half, autograph=False)
+        self.alternating_step = tf.function(self._alternating_half, autograph=False)
 
-    def reset(self, config: TrainConfig) -> None:
+    def reset(self, config: TrainConfig, images: np.ndarray | None = None) -> None:
         """Fresh weights drawn from config.seed, empty optimizer state, step 0: a new run."""
         self.config = config
+        if images is not None and config.coverage_weight > 0:
+            self.photos.assign(photos_at_side(images, self.photos.shape[1]) / 127.5 - 1.0)
+        self.photo_bounties.assign(tf.zeros_like(self.photo_bounties))
         keras.utils.set_random_seed(config.seed)
         fresh_generator = build_generator(config)
         fresh_discriminator = build_discriminator(config)
@@ -292,36 +305,14 @@ class _Networks:
         self.optimizer_d.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
         return penalty
 
-    def _generator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
-        z = self.noise.normal([tf.shape(real)[0], self.config.latent_dim])
-        seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
-        return self._generator_update(z, seeds, real)
-
-    def _generator_update(
-        self, z: tf.Tensor, seeds: tf.Tensor, real: tf.Tensor, share: BatchShare | None = None
-    ) -> dict[str, tf.Tensor]:
-        """Teach G to make D score its images high. Only G's weights change.
-
-        z and real are the whole batch's; under a strategy this replica generates only its share.
-        Real images reach G only through the coverage term.
-        """
-        config = self.config
-        with tf.GradientTape() as tape:
-            fake = self.generator(z if share is None else share.take(z), training=True)
-            # training=False: D has no batch norm, and spectral normalisation must not
-            # update D's weights during G's step.
-            fake_logits = self.discriminator(
-                augment(fake, config.augment, self.augment_probability, seeds[:, 0], share), training=False
-            )
-            g_loss, gradient_loss = self._generator_objective(fake, fake_logits, z, real, share)
-        variables = self.generator.trainable_variables
-        self.optimizer_g.apply_gradients(zip(tape.gradient(gradient_loss, variables), variables))
-        return {"g_loss": g_loss}
-
     def _generator_objective(
-        self, fake: tf.Tensor, fake_logits: tf.Tensor, z: tf.Tensor, real: tf.Tensor, share: BatchShare | None
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """G's loss for the batch, and what this replica differentiates (loss-scaled) for it."""
+        self, fake: tf.Tensor, fake_logits: tf.Tensor, z: tf.Tensor, share: BatchShare | None
+    ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+        """G's loss for the batch, what this replica differentiates (loss-scaled) for it, and the results.
+
+        The results hold g_loss and, with the coverage term on, the photos' new bounties, which the
+        step assigns once outside the replicas.
+        """
         config = self.config
         g_loss = generator_loss(config.loss, fake_logits)
         gradient_loss = g_loss if share is None else share.scaled(g_loss)
@@ -335,11 +326,16 @@ class _Networks:
             g_loss += penalty
             # whole() lets this replica's gradient into its own rows only: counted once in full.
             gradient_loss = g_loss if share is None else gradient_loss + penalty
+        results = {}
         if config.coverage_weight > 0:
-            penalty = config.coverage_weight * coverage_penalty(whole_batch, real)
+            penalty, results["photo_bounties"] = claimed_photo_penalty(
+                whole_batch, self.photos, self.photo_bounties
+            )
+            penalty = config.coverage_weight * penalty
             g_loss += penalty
             gradient_loss = g_loss if share is None else gradient_loss + penalty
-        return g_loss, self.optimizer_g.scale_loss(gradient_loss)
+        results["g_loss"] = g_loss
+        return g_loss, self.optimizer_g.scale_loss(gradient_loss), results
 
     def _joint_update(
         self, real: tf.Tensor, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
@@ -347,13 +343,13 @@ class _Networks:
         """Both updates from one forward pass, as the TensorFlow DCGAN tutorial does.
 
         D and G each take a step from the same batch and the same weights (simultaneous, not
-        alternating, updates), which saves a G pass and a D pass over the generated batch.
+        alternating, updates), which saves a D pass over the generated batch.
         real and z are the whole batch's, as in _discriminator_update.
         """
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
             fake = self.generator(z if share is None else share.take(z), training=True)
             d_gradient_loss, fake_logits, results = self._discriminator_objective(real, fake, seeds, share)
-            g_loss, g_gradient_loss = self._generator_objective(fake, fake_logits, z, real, share)
+            _, g_gradient_loss, g_results = self._generator_objective(fake, fake_logits, z, share)
 
         # Both gradients first: D's update must not change the scores G's gradient is taken at.
         d_variables = self.discriminator.trainable_variables
@@ -362,7 +358,35 @@ class _Networks:
         g_gradients = g_tape.gradient(g_gradient_loss, g_variables)
         self.optimizer_d.apply_gradients(zip(d_gradients, d_variables))
         self.optimizer_g.apply_gradients(zip(g_gradients, g_variables))
-        return {**results, "g_loss": g_loss}
+        return {**results, **g_results}
+
+    def _alternating_update(
+        self, real: tf.Tensor, z: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None
+    ) -> dict[str, tf.Tensor]:
+        """D's update, then G's against the updated D, both on the images of one G forward pass.
+
+        G's images are made once, as in the PyTorch DCGAN example: D learns from them, and G's
+        gradient then runs through the updated D back into the same forward pass. Making them
+        again for G, with new z, cost a G pass: 8% of the step at 64 px (bench/speed.py).
+        G's update sees its images through the augmentation D saw them through.
+        """
+        config = self.config
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(z if share is None else share.take(z), training=True)
+            with g_tape.stop_recording():  # D's update is not part of G's gradient
+                with tf.GradientTape() as d_tape:
+                    d_gradient_loss, _, results = self._discriminator_objective(
+                        real, tf.stop_gradient(fake), seeds, share
+                    )
+                d_variables = self.discriminator.trainable_variables
+                self.optimizer_d.apply_gradients(zip(d_tape.gradient(d_gradient_loss, d_variables), d_variables))
+            fake_logits = self.discriminator(
+                augment(fake, config.augment, self.augment_probability, seeds[:, 1], share), training=False
+            )
+            _, g_gradient_loss, g_results = self._generator_objective(fake, fake_logits, z, share)
+        g_variables = self.generator.trainable_variables
+        self.optimizer_g.apply_gradients(zip(g_tape.gradient(g_gradient_loss, g_variables), g_variables))
+        return {**results, **g_results}
 
     # The same halves on the replicas of a strategy, called where the step runs outside them.
 
@@ -405,15 +429,6 @@ class _Networks:
 
         return self._mean_over_replicas(self.strategy.run(update, args=(real, seeds)))
 
-    def _replicated_generator_step(self, real: tf.Tensor) -> dict[str, tf.Tensor]:
-        # The batch size is config.batch_size, which XLA needs as a number, not a tensor.
-        z, seeds = self._compiled_draw_noise(self.config.batch_size, 1)
-
-        def update(z, seeds, real):
-            return self._generator_update(z, seeds, real, self._replica_share())
-
-        return self._mean_over_replicas(self.strategy.run(update, args=(z, seeds, real)))
-
     def _update_ema(self) -> None:
         step = tf.cast(self.step, tf.float32)
         decay = tf.minimum(self.config.ema_decay, (1.0 + step) / (_EMA_WARMUP_STEPS + step))
@@ -427,11 +442,12 @@ class _Networks:
         # Under a strategy this runs outside the replicas, so the average and the counters
         # are updated once, from the replicas' common weights.
         joint = self.config.simultaneous_updates
-        # Each D update sees the same real batch, new z; a joint step is the last of them.
-        results = {}
-        for _ in range(self.config.d_steps_per_g - 1 if joint else self.config.d_steps_per_g):
-            results = self._discriminator_half(real)
-        results.update(self._joint_half(real) if joint else self._generator_half(real))
+        # Each D update sees the same real batch, new z; the last one comes with G's update.
+        for _ in range(self.config.d_steps_per_g - 1):
+            self._discriminator_half(real)
+        results = self._joint_half(real) if joint else self._alternating_half(real)
+        if "photo_bounties" in results:
+            self.photo_bounties.assign(results.pop("photo_bounties"))
         results["augment_probability"] = tf.identity(self.augment_probability)
         self._update_ema()
         self.step.assign_add(1)
@@ -445,6 +461,13 @@ class _Networks:
     def _weights_are_finite(self) -> tf.Tensor:
         variables = self.generator.trainable_variables + self.discriminator.trainable_variables
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(variable)) for variable in variables])
+
+
+def photos_at_side(images: np.ndarray, side_px: int) -> np.ndarray:
+    """float32 (n, side, side, 3) pixel values of uint8 photos averaged down to side_px, as the coverage term compares them."""
+    pool = images.shape[1] // side_px
+    blocks = images.reshape(len(images), side_px, pool, side_px, pool, 3).astype(np.float32)
+    return blocks.mean(axis=(2, 4))
 
 
 def _adam(learning_rate: float, beta1: float) -> keras.optimizers.Optimizer:
@@ -486,22 +509,25 @@ class Trainer:
 
         # Replicated networks belong to their strategy, and layers keep the precision they were
         # built in, so both are part of the key.
-        key = (*(getattr(config, name) for name in NETWORK_SHAPE_FIELDS), current_precision(), strategy)
+        # With the coverage term on, the photos live in the networks' set too.
+        photo_count = len(images) if config.coverage_weight > 0 else 0
+        key = (*(getattr(config, name) for name in NETWORK_SHAPE_FIELDS), photo_count, current_precision(), strategy)
         with _idle_networks_lock:
             networks = _idle_networks.pop(key, None)
         if networks is None:
-            networks = _Networks(config, strategy)
-        networks.reset(config)
+            networks = _Networks(config, strategy, photo_count)
+        networks.reset(config, images)
         self._networks, self._networks_key = networks, key
         # The parts a caller (or a test) reaches for, under their usual names.
         self.generator, self.discriminator = networks.generator, networks.discriminator
         self.ema_generator = networks.ema_generator
         self.optimizer_g, self.optimizer_d = networks.optimizer_g, networks.optimizer_d
         self.step, self.noise, self.fixed_z = networks.step, networks.noise, networks.fixed_z
+        self.photo_bounties = networks.photo_bounties  # the coverage term's, one per photo (none with it off)
         self.checkpoint = networks.checkpoint
         self.train_step, self.weights_are_finite = networks.train_step, networks.weights_are_finite
         self.r1_step = networks.r1_step
-        self.discriminator_step, self.generator_step = networks.discriminator_step, networks.generator_step
+        self.discriminator_step, self.alternating_step = networks.discriminator_step, networks.alternating_step
 
         self.checkpoints = CheckpointStore(run.checkpoints_dir, keep_last=config.keep_checkpoints)
         self.resume_notes: list[str] = []  # checkpoints skipped on resume, in words
@@ -562,7 +588,18 @@ class Trainer:
         self.export_generator()
 
     def _restore(self, prefix: str) -> None:
-        self.checkpoint.read(prefix).expect_partial()
+        stored_shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+        stored_bounties = stored_shapes.get("photo_bounties/.ATTRIBUTES/VARIABLE_VALUE")
+        if stored_bounties is None or stored_bounties == self.photo_bounties.shape.as_list():
+            self.checkpoint.read(prefix).expect_partial()
+        else:
+            # Photos were added or removed since: their bounties start again, level (they settle within
+            # a few dozen steps); everything else resumes as it was.
+            logger.info(
+                "%s: %d photos now, %d at the checkpoint; their bounties start again", self.run_dir.run_id,
+                self.photo_bounties.shape[0], stored_bounties[0] if stored_bounties else 0,
+            )
+            self._networks.checkpoint_without_bounties.read(prefix).expect_partial()
         # The optimizers' learning rates are variables in the checkpoint; a branch may change them.
         self.optimizer_g.learning_rate.assign(self.config.learning_rate_g)
         self.optimizer_d.learning_rate.assign(self.config.learning_rate_d)

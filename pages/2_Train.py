@@ -6,6 +6,8 @@ inside fragments that rerun on a timer while the job is active.
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from core.checkpoints import CheckpointStore
@@ -51,7 +53,7 @@ WIDTHS = (AUTO_WIDTH, 8, 16, 32, 48, 64, 96, 128)
 EMA_DECAYS = (0.0, 0.9, 0.99, 0.995, 0.999, 0.9995, 0.9999)
 ADA_TARGETS = (0.0, 0.4, 0.5, 0.6, 0.7, 0.8)
 MODE_SEEKING_WEIGHTS = (AUTO_MODE_SEEKING, 0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
-COVERAGE_WEIGHTS = (AUTO_COVERAGE_WEIGHT, 0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0)
+COVERAGE_WEIGHTS = (AUTO_COVERAGE_WEIGHT, 0.0, 1.0, 2.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0)
 R1_GAMMAS = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 LOSS_LABELS = {
     "non_saturating": "non-saturating (DCGAN)",
@@ -70,16 +72,16 @@ def width_label(width: int) -> str:
     return f"auto ({default_width(chosen_resolution_px())})" if width == AUTO_WIDTH else str(width)
 
 
-def mode_seeking_label(weight: float) -> str:
-    if weight == AUTO_MODE_SEEKING:
-        return f"auto ({default_mode_seeking(chosen_resolution_px()):g})"
+def weight_label(weight: float, auto: float, default_for) -> str:
+    """A term's weight on its slider: "auto (N)" for the resolution's default N, "off" for 0."""
+    if weight == auto:
+        return f"auto ({default_for(chosen_resolution_px()):g})"
     return "off" if weight == 0 else f"{weight:g}"
 
 
-def coverage_weight_label(weight: float) -> str:
-    if weight == AUTO_COVERAGE_WEIGHT:
-        return f"auto ({default_coverage_weight(chosen_resolution_px()):g})"
-    return "off" if weight == 0 else f"{weight:g}"
+def by_resolution(default_for) -> str:
+    """How an auto setting follows the resolution, in words, from the function that chooses it."""
+    return f"Auto: {default_for(32):g} up to 32 px, {default_for(48):g} above."
 
 
 def settings_panel(disabled: bool) -> None:
@@ -153,15 +155,18 @@ def settings_panel(disabled: bool) -> None:
                      "tutorial does: fewer passes per step. Off: G learns against the D just updated.")
     tricks[3].select_slider(SETTING_LABELS["mode_seeking"], MODE_SEEKING_WEIGHTS, key="mode_seeking",
                             persist_state=PERSIST, disabled=disabled,
-                            format_func=mode_seeking_label,
+                            format_func=functools.partial(weight_label, auto=AUTO_MODE_SEEKING,
+                                                          default_for=default_mode_seeking),
                             help="MSGAN (Mao et al. 2019): G is penalised when two different z give alike "
-                            "faces, which keeps it from drawing a few faces over and over. Auto: 0.2 up to "
-                            "32 px, 0.05 above.")
+                            "faces, which keeps it from drawing a few faces over and over. "
+                            + by_resolution(default_mode_seeking))
     tricks[1].select_slider(SETTING_LABELS["coverage_weight"], COVERAGE_WEIGHTS, key="coverage_weight",
-                            persist_state=PERSIST, disabled=disabled, format_func=coverage_weight_label,
-                            help="Pairs every photo of a batch with a generated face (optimal transport) and "
-                            "pulls each pair together, so that no photo is left out. Too strong, and faces "
-                            "become blurry blends of photos. Auto: 10 up to 32 px, 2 above.")
+                            persist_state=PERSIST, disabled=disabled,
+                            format_func=functools.partial(weight_label, auto=AUTO_COVERAGE_WEIGHT,
+                                                          default_for=default_coverage_weight),
+                            help="Every generated face claims a photo and is pulled towards it; a photo "
+                            "claimed too rarely gets easier to claim, so no photo is left out. Too strong, and "
+                            "faces become blurry blends of photos. " + by_resolution(default_coverage_weight))
 
 
 def setting_warnings(dataset) -> list[str]:

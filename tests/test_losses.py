@@ -1,7 +1,8 @@
 """Tests for core.losses: each loss gives its textbook value on small hand-picked logits,
 label smoothing moves only the real term, G's losses fall as D rates its images higher,
 the gradient penalties measure D's gradient (checked on linear Ds, whose gradient is
-their weight vector), and an unknown loss is refused by name.
+their weight vector), the coverage term's bounties share the photos out equally, and an
+unknown loss is refused by name.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import tensorflow as tf
 
 from core.config import LOSSES
 from core.losses import (
-    coverage_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty, r1_penalty,
-    sinkhorn_plan,
+    claim_side_px, claimed_photo_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty,
+    r1_penalty,
 )
 
 IMAGE_SHAPE = (4, 8, 8, 3)
@@ -186,36 +187,70 @@ def test_the_mode_seeking_gradient_pushes_paired_images_apart():
     assert float(mode_seeking_penalty(stepped, z)) < float(penalty)
 
 
-def test_the_coverage_penalty_is_zero_for_the_photos_themselves_in_any_order_and_grows_when_one_is_left_out():
+def claim_counts_over_steps(fakes: tf.Tensor, photos: tf.Tensor, steps: int) -> np.ndarray:
+    """How often each photo is claimed by the same fixed images over many steps of bounty updates."""
+    bounties = tf.zeros([photos.shape[0]])
+    counts = np.zeros(photos.shape[0])
+    for _ in range(steps):
+        costs = tf.reduce_mean(tf.square(fakes[:, tf.newaxis] - photos[tf.newaxis]), axis=[2, 3, 4])
+        claims = tf.argmin(costs - bounties[tf.newaxis, :], axis=1).numpy()
+        counts += np.bincount(claims, minlength=photos.shape[0])
+        _, bounties = claimed_photo_penalty(fakes, photos, bounties)
+    return counts / counts.sum()
+
+
+def test_photos_claimed_by_their_own_copies_cost_nothing_and_keep_their_bounties():
     photos = tf.random.stateless_uniform([4, 8, 8, 3], seed=[0, 3], minval=-1.0, maxval=1.0)
-    fakes_missing_one = tf.concat([photos[:3], photos[:1]], axis=0)  # no image near photo 3
+    bounties = tf.zeros([4])
 
-    assert float(coverage_penalty(photos, photos)) == pytest.approx(0.0, abs=1e-4)
-    assert float(coverage_penalty(photos[::-1], photos)) == pytest.approx(0.0, abs=1e-4)
-    # Photo 3 must take a whole image's share of mass from one of the others: about a quarter of
-    # the mean squared distance from photo 3 to them.
-    to_photo_3 = tf.reduce_mean(tf.square(photos[3:] - photos[:3]), axis=[1, 2, 3])
-    assert float(coverage_penalty(fakes_missing_one, photos)) >= 0.9 * float(tf.reduce_min(to_photo_3)) / 4
+    penalty, new_bounties = claimed_photo_penalty(photos[::-1], photos, bounties)
+
+    assert float(penalty) == pytest.approx(0.0, abs=1e-5)
+    np.testing.assert_allclose(new_bounties.numpy(), 0.0, atol=1e-7)
 
 
-def test_the_coverage_gradient_sends_a_surplus_image_to_the_photo_nobody_resembles():
-    photos = tf.constant([[[[1.0]]], [[[-1.0]]]]) * tf.ones([2, 4, 4, 3])
-    fakes = tf.Variable(tf.constant([[[[0.9]]], [[[0.8]]]]) * tf.ones([2, 4, 4, 3]))  # both near photo 0
+def test_an_unclaimed_photos_bounty_rises_an_overclaimed_ones_falls_and_they_sum_to_zero():
+    photos = tf.random.stateless_uniform([4, 8, 8, 3], seed=[1, 3], minval=-1.0, maxval=1.0)
+    fakes = tf.concat([photos[:3], photos[:1]], axis=0)  # photo 0 twice, photo 3 never
+
+    _, bounties = claimed_photo_penalty(fakes, photos, tf.zeros([4]))
+
+    assert float(bounties[3]) > 0.0 and float(bounties[0]) < 0.0
+    assert float(bounties[1]) == pytest.approx(0.0, abs=1e-7) and float(bounties[2]) == pytest.approx(0.0, abs=1e-7)
+    assert float(tf.reduce_sum(bounties)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_over_the_steps_every_photo_is_claimed_equally_though_all_images_resemble_one():
+    photos = tf.constant([1.0, 0.0, -0.5, -1.0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * tf.ones([4, 4, 4, 3])
+    fakes = tf.constant([0.95, 0.9, 0.85, 0.8])[:, tf.newaxis, tf.newaxis, tf.newaxis] * tf.ones([4, 4, 4, 3])
+    # Without bounties every image claims photo 0 (the nearest to all of them).
+    assert claim_counts_over_steps(fakes, photos, 1).tolist() == [1.0, 0.0, 0.0, 0.0]
+
+    shares = claim_counts_over_steps(fakes, photos, 3000)
+
+    np.testing.assert_allclose(shares, 0.25, atol=0.05)
+
+
+def test_the_claim_gradient_pulls_each_image_towards_the_photo_it_claims():
+    photos = tf.constant([1.0, -1.0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * tf.ones([2, 4, 4, 3])
+    fakes = tf.Variable(tf.constant([0.5, -0.2])[:, tf.newaxis, tf.newaxis, tf.newaxis] * tf.ones([2, 4, 4, 3]))
 
     with tf.GradientTape() as tape:
-        penalty = coverage_penalty(fakes, photos)
+        penalty, _ = claimed_photo_penalty(fakes, photos, tf.zeros([2]))
     gradient = tape.gradient(penalty, fakes).numpy()
-    stepped = fakes - 0.5 * gradient
 
-    # The cheapest plan pairs 0.9 with +1 and 0.8 with -1: 0.8 is pushed down, though +1 is nearer.
-    assert np.all(gradient[0] < 0.0) and np.all(gradient[1] > 0.0)
-    assert float(coverage_penalty(stepped, photos)) < float(penalty)
+    # mean over 2 images of the mean over 48 pixels of (fake - photo)^2: d/dfake = 2 (fake - photo) / 96
+    np.testing.assert_allclose(gradient[0], 2 * (0.5 - 1.0) / 96, rtol=1e-5)
+    np.testing.assert_allclose(gradient[1], 2 * (-0.2 + 1.0) / 96, rtol=1e-5)
 
 
-def test_the_sinkhorn_plan_has_uniform_margins_and_finds_the_one_cheap_pairing():
-    pairing = tf.one_hot([2, 0, 3, 1], 4)
-    plan = sinkhorn_plan(1.0 - pairing).numpy()
+def test_large_images_claim_photos_at_most_64_px_on_a_side_averaged_down():
+    assert [claim_side_px(side) for side in (16, 32, 48, 64, 80, 128, 160, 256)] == [16, 32, 48, 64, 40, 64, 40, 64]
+    fakes = tf.random.stateless_uniform([3, 128, 128, 3], seed=[2, 3], minval=-1.0, maxval=1.0)
+    photos = tf.random.stateless_uniform([5, 64, 64, 3], seed=[4, 3], minval=-1.0, maxval=1.0)
+    averaged = tf.nn.avg_pool2d(fakes, 2, 2, "VALID")
 
-    np.testing.assert_allclose(plan.sum(axis=1), 0.25, rtol=1e-3)
-    np.testing.assert_allclose(plan.sum(axis=0), 0.25, rtol=1e-3)
-    assert np.all(plan.argmax(axis=1) == [2, 0, 3, 1]) and plan.max(axis=1).min() > 0.24
+    at_full_size, _ = claimed_photo_penalty(fakes, photos, tf.zeros([5]))
+    averaged_first, _ = claimed_photo_penalty(averaged, photos, tf.zeros([5]))
+
+    assert float(at_full_size) == pytest.approx(float(averaged_first), rel=1e-5)

@@ -15,7 +15,7 @@ from conftest import TINY_SETTINGS, tiny_config
 from core.checkpoints import CheckpointStore
 from core.data import load_folder
 from core.runs import RunDir
-from core.trainer import StepRecord, Trainer, TrainingHooks
+from core.trainer import StepRecord, Trainer, TrainingHooks, photos_at_side
 
 RESOLUTION_PX = TINY_SETTINGS["resolution_px"]
 BATCH_SIZE = TINY_SETTINGS["batch_size"]
@@ -84,17 +84,34 @@ def test_discriminator_step_changes_d_and_leaves_every_g_variable_as_it_was(tmp_
     assert np.isfinite(float(results["d_loss"]))
 
 
-def test_generator_step_changes_g_and_leaves_every_d_variable_as_it_was(tmp_path, dataset):
-    trainer = new_trainer(tmp_path, dataset)
+@pytest.mark.parametrize("spectral_norm", [False, True])  # with it, D's power-iteration vectors are checked too
+def test_the_alternating_step_updates_d_as_the_d_step_does_then_g_without_touching_d_again(
+    tmp_path, dataset, spectral_norm
+):
+    trainer = new_trainer(tmp_path, dataset, spectral_norm=spectral_norm)
     generator_before = values_of(trainer.generator.trainable_variables)
     discriminator_before = values_of(trainer.discriminator.variables)
+    noise_state = trainer.noise.state.numpy()
+    d_optimizer_before = values_of(trainer.optimizer_d.variables)  # its learning rate is one of them
 
-    results = trainer.generator_step(real_batch(dataset))
+    trainer.discriminator_step(real_batch(dataset))
+    d_after_d_step = values_of(trainer.discriminator.variables)
+    assert all_equal(generator_before, values_of(trainer.generator.trainable_variables))
+    # The same start again: weights, D's optimizer and the noise (so the same z and augmentation).
+    for variable, value in zip(trainer.discriminator.variables, discriminator_before, strict=True):
+        variable.assign(value)
+    for variable, value in zip(trainer.optimizer_d.variables, d_optimizer_before, strict=True):
+        variable.assign(value)
+    trainer.noise.reset(noise_state)
 
-    assert all_equal(discriminator_before, values_of(trainer.discriminator.variables))
+    results = trainer.alternating_step(real_batch(dataset))
+
+    # D moved exactly as in the D step; G's half, through D with training=False, left D there.
+    for after_alternating, expected in zip(values_of(trainer.discriminator.variables), d_after_d_step, strict=True):
+        np.testing.assert_allclose(after_alternating, expected, rtol=1e-6, atol=1e-7)
     assert not all_equal(generator_before, values_of(trainer.generator.trainable_variables))
-    assert int(trainer.optimizer_d.iterations) == 0
-    assert np.isfinite(float(results["g_loss"]))
+    assert int(trainer.optimizer_g.iterations) == 1
+    assert np.isfinite(float(results["g_loss"])) and np.isfinite(float(results["d_loss"]))
 
 
 def test_a_full_run_writes_metrics_samples_a_checkpoint_the_generator_and_finished(tmp_path, dataset):
@@ -174,3 +191,33 @@ def test_resuming_drops_metrics_logged_after_the_last_checkpoint(tmp_path, datas
     assert resumed.run() == "finished"
 
     assert first.run_dir.read_metrics()["step"].tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_the_photos_bounties_resume_with_the_run_and_start_level_when_photos_were_removed(tmp_path, dataset):
+    first = new_trainer(tmp_path, dataset, steps=3)
+    assert first.config.coverage_weight > 0  # on by default
+    assert first.run() == "finished"
+    bounties = first.photo_bounties.numpy()
+    assert bounties.shape == (dataset.count,) and np.any(bounties != 0.0)
+    weights = values_of(first.generator.variables)
+    first.close()
+
+    resumed = Trainer(first.config.replace(steps=4), dataset.images, first.run_dir)
+    np.testing.assert_array_equal(resumed.photo_bounties.numpy(), bounties)
+    resumed.close()
+
+    fewer_photos = Trainer(first.config.replace(steps=4), dataset.images[:-1], first.run_dir)
+
+    assert fewer_photos.photo_bounties.numpy().tolist() == [0.0] * (dataset.count - 1)
+    assert int(fewer_photos.step) == 3 and all_equal(weights, values_of(fewer_photos.generator.variables))
+    assert fewer_photos.run() == "finished"
+
+
+def test_photos_larger_than_the_claim_side_are_averaged_down_block_by_block():
+    photos = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+
+    averaged = photos_at_side(photos, 2)
+
+    assert averaged.shape == (2, 2, 2, 3) and averaged.dtype == np.float32
+    np.testing.assert_allclose(averaged[1, 0, 1], photos[1, 0:2, 2:4].reshape(-1, 3).mean(axis=0))
+    np.testing.assert_array_equal(photos_at_side(photos, 4), photos)

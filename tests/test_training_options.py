@@ -111,21 +111,14 @@ def test_every_loss_trains_with_finite_losses_and_a_fixed_policy_augments_every_
     assert r1_calls == []  # r1_gamma is 0
 
 
-def test_spectral_norm_wraps_every_d_layer_with_weights_and_a_g_step_leaves_d_unchanged(
-    tmp_path, dataset, eager_steps
-):
+def test_spectral_norm_wraps_every_d_layer_with_weights_and_trains(tmp_path, dataset, eager_steps):
+    # That G's half of a step leaves D's power-iteration vectors alone: tests/test_trainer.py.
     trainer = new_trainer(tmp_path, dataset, spectral_norm=True)
     layer_kinds = [type(layer).__name__ for layer in trainer.discriminator.layers]
     assert "Conv2D" not in layer_kinds and "Dense" not in layer_kinds
     assert layer_kinds.count("SpectralNormalization") == len(
         [layer for layer in trainer.discriminator.layers if layer.weights]
     )
-    discriminator_before = values_of(trainer.discriminator.variables)  # power-iteration vectors too
-
-    trainer.generator_step(tf.cast(dataset.images[:BATCH_SIZE], tf.float32) / 127.5 - 1.0)
-
-    after = values_of(trainer.discriminator.variables)
-    assert all(np.array_equal(old, new) for old, new in zip(discriminator_before, after, strict=True))
     assert losses_are_finite(trained(trainer).records)
 
 
