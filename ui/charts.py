@@ -64,7 +64,8 @@ def records_to_columns(records) -> dict[str, np.ndarray]:
 def quality_curves(rows, height_px: int = 320) -> go.Figure:
     """SWD, diversity and near copies over the run, each beside the training photos' own value."""
     figure = make_subplots(
-        rows=1, cols=3, subplot_titles=("SWD (lower is closer)", "MS-SSIM (lower is more varied)", "Near copies")
+        # Two-line titles: on one line the first two ran into each other at the page's column width.
+        rows=1, cols=3, subplot_titles=("SWD<br>lower is closer", "MS-SSIM<br>lower is more varied", "Near copies")
     )
     steps = [row.step for row in rows]
     panels = (
@@ -77,8 +78,10 @@ def quality_curves(rows, height_px: int = 320) -> go.Figure:
                        line={"color": "#1f77b4"}, showlegend=column == 1), row=1, col=column,
         )
         figure.add_trace(
-            go.Scatter(x=steps, y=[getattr(row, reference) for row in rows], name=reference_label, mode="lines",
-                       line={"color": "#7f7f7f", "dash": "dash"}, showlegend=column == 1), row=1, col=column,
+            # Markers too, so the photos' value shows from the first score on, when the line has one point.
+            go.Scatter(x=steps, y=[getattr(row, reference) for row in rows], name=reference_label,
+                       mode="lines+markers", marker={"size": 4}, line={"color": "#7f7f7f", "dash": "dash"},
+                       showlegend=column == 1), row=1, col=column,
         )
     figure.add_trace(
         go.Scatter(x=steps, y=[100 * row.near_copy_fraction for row in rows], name="near copies %",
@@ -88,7 +91,7 @@ def quality_curves(rows, height_px: int = 320) -> go.Figure:
     figure.update_xaxes(title_text="step")
     figure.update_layout(
         height=height_px,
-        margin={"l": 40, "r": 10, "t": 40, "b": 90},
+        margin={"l": 40, "r": 10, "t": 60, "b": 90},
         legend={"orientation": "h", "x": 0.0, "y": -0.3},
         modebar={"orientation": "v"},
     )
