@@ -747,9 +747,11 @@ class Trainer:
                 quality.submit(step, self.quality_sample())
 
         if step > start_step and step % config.checkpoint_every_steps != 0 and step != config.steps:
-            # Stopped between checkpoints: keep the work done since the last one.
-            self._save_sample(hooks, step)
+            # Stopped between checkpoints: keep the work done since the last one. The checkpoint
+            # first: when the dashboard's process is ending (SIGTERM), drawing the grid has failed
+            # inside Keras, and the steps must not be lost with it.
             self.save_checkpoint()
+            self._save_sample(hooks, step)
         if not run.generator_path.exists():
             self.export_generator()
         if quality is not None:

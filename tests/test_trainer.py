@@ -221,3 +221,16 @@ def test_photos_larger_than_the_claim_side_are_averaged_down_block_by_block():
     assert averaged.shape == (2, 2, 2, 3) and averaged.dtype == np.float32
     np.testing.assert_allclose(averaged[1, 0, 1], photos[1, 0:2, 2:4].reshape(-1, 3).mean(axis=0))
     np.testing.assert_array_equal(photos_at_side(photos, 4), photos)
+
+
+def test_a_stop_between_checkpoints_keeps_its_steps_even_when_the_last_grid_cannot_be_drawn(tmp_path, dataset):
+    trainer = new_trainer(tmp_path, dataset, steps=10)
+
+    def failing_grid():
+        raise AttributeError("'list' object has no attribute 'ndim'")  # what Keras raised as a process ended
+
+    trainer.sample_grid = failing_grid
+    with pytest.raises(AttributeError):
+        trainer.run(StopAfterSteps(3))
+
+    assert newest_checkpoint_step(trainer.run_dir) == 3
