@@ -151,23 +151,22 @@ def settings_panel(disabled: bool) -> None:
                            persist_state=PERSIST, disabled=disabled)
     tricks[3].toggle(SETTING_LABELS["simultaneous_updates"], key="simultaneous_updates", persist_state=PERSIST,
                      disabled=disabled,
-                     help="D and G both learn from one forward pass over the batch, as the TensorFlow "
-                     "tutorial does: fewer passes per step. Off: G learns against the D just updated.")
-    tricks[3].select_slider(SETTING_LABELS["mode_seeking"], MODE_SEEKING_WEIGHTS, key="mode_seeking",
-                            persist_state=PERSIST, disabled=disabled,
-                            format_func=functools.partial(weight_label, auto=AUTO_MODE_SEEKING,
-                                                          default_for=default_mode_seeking),
-                            help="MSGAN (Mao et al. 2019): G is penalised when two different z give alike "
-                            "faces, which keeps it from drawing a few faces over and over. "
-                            + by_resolution(default_mode_seeking))
-    tricks[1].select_slider(SETTING_LABELS["coverage_weight"], COVERAGE_WEIGHTS, key="coverage_weight",
-                            persist_state=PERSIST, disabled=disabled,
-                            format_func=functools.partial(weight_label, auto=AUTO_COVERAGE_WEIGHT,
-                                                          default_for=default_coverage_weight),
-                            help="Every generated face claims a photo and is pulled towards it; a photo "
-                            "claimed too rarely gets easier to claim, so no photo is left out. Too strong, and "
-                            "faces become blurry blends of photos. " + by_resolution(default_coverage_weight))
+                     help="D and G both learn from the same weights, as the TensorFlow tutorial does: one "
+                     "D pass fewer per step. Off: G learns against the D just updated.")
+    weight_slider(tricks[3], "mode_seeking", MODE_SEEKING_WEIGHTS, AUTO_MODE_SEEKING, default_mode_seeking,
+                  "MSGAN (Mao et al. 2019): G is penalised when two different z give alike faces, which keeps "
+                  "it from drawing a few faces over and over.", disabled)
+    weight_slider(tricks[1], "coverage_weight", COVERAGE_WEIGHTS, AUTO_COVERAGE_WEIGHT, default_coverage_weight,
+                  "Every generated face claims a photo and is pulled towards it; a photo claimed too rarely gets "
+                  "easier to claim, so no photo is left out. Too strong, and faces become blurry blends of photos.",
+                  disabled)
 
+
+def weight_slider(column, name: str, weights, auto: float, default_for, help_text: str, disabled: bool) -> None:
+    """A slider for a term whose weight is "auto" by default, following the resolution."""
+    column.select_slider(SETTING_LABELS[name], weights, key=name, persist_state=PERSIST, disabled=disabled,
+                         format_func=functools.partial(weight_label, auto=auto, default_for=default_for),
+                         help=f"{help_text} {by_resolution(default_for)}")
 
 def setting_warnings(dataset) -> list[str]:
     """Settings that will waste time or memory on these photos, in words."""
