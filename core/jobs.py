@@ -7,7 +7,6 @@ and stop are flags the loop checks before every step, so they act within one ste
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
@@ -73,7 +72,13 @@ class _SharedState:
 
 
 class TrainingJob:
-    """Loads the data, creates or reopens the run, and trains it in a daemon thread."""
+    """Loads the data, creates or reopens the run, and trains it in a thread of its own.
+
+    The thread is not a daemon: when the process ends (the dashboard's Ctrl+C or SIGTERM),
+    Python waits for it, and it stops as soon as it sees the main thread has ended, saving
+    its checkpoint first. That happens before any atexit handler, so h5py and Keras, which
+    close themselves at exit, are still usable for the final save.
+    """
 
     def __init__(self, config: TrainConfig, resume_run: RunDir | None = None, runs_dir: Path | None = None):
         self.config = config
@@ -83,7 +88,7 @@ class TrainingJob:
         self._shared = _SharedState(total_steps=config.steps)
         self._stop_requested = threading.Event()
         self._pause_requested = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="dcgan-training", daemon=True)
+        self._thread = threading.Thread(target=self._work, name="dcgan-training", daemon=False)
 
     # Control, from any thread.
 
@@ -189,7 +194,14 @@ class _JobHooks:
         self._job = job
 
     def should_stop(self) -> bool:
-        return self._job._stop_requested.is_set()
+        # The main thread ends first when the process is asked to quit; stopping then, like Stop,
+        # keeps every step done.
+        return self._job._stop_requested.is_set() or not threading.main_thread().is_alive()
+
+    def stop_reason(self) -> str:
+        if self._job._stop_requested.is_set():
+            return "stopped by the user"
+        return "stopped when the dashboard's process ended; Continue this run (Train page) goes on from here"
 
     def is_paused(self) -> bool:
         paused = self._job._pause_requested.is_set()
@@ -255,7 +267,6 @@ def job_manager() -> JobManager:
     with _manager_lock:
         if _manager is None:
             _manager = JobManager()
-            atexit.register(_manager.shutdown)
         return _manager
 
 

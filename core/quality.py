@@ -100,7 +100,10 @@ class QualityWorker:
 
     def submit(self, step: int, generated: np.ndarray) -> None:
         self._pending = [future for future in self._pending if not future.done()]
-        self._pending.append(self._executor.submit(self._score, step, generated))
+        try:
+            self._pending.append(self._executor.submit(self._score, step, generated))
+        except RuntimeError:  # the process is ending and has closed its thread pools; training stops cleanly
+            logger.warning("quality at step %d not scored: the process is ending", step)
 
     def _score(self, step: int, generated: np.ndarray) -> None:
         try:

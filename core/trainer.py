@@ -89,6 +89,10 @@ class TrainingHooks:
     def should_stop(self) -> bool:
         return False
 
+    def stop_reason(self) -> str:
+        """Why should_stop said so, for status.json once the run has stopped."""
+        return "stopped by the user"
+
     def is_paused(self) -> bool:
         return False
 
@@ -756,7 +760,7 @@ class Trainer:
             self.export_generator()
         if quality is not None:
             quality.close()  # the last scores are on disk before the run says it ended
-        run.write_status(state, step, config.steps, "stopped by the user" if state == "stopped" else "")
+        run.write_status(state, step, config.steps, hooks.stop_reason() if state == "stopped" else "")
         return state
 
     def quality_sample(self) -> np.ndarray:

@@ -6,6 +6,7 @@ Every job trains a tiny 16 px DCGAN on drawn faces in tmp_path.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -129,3 +130,56 @@ def test_shutdown_stops_the_active_job_and_waits_for_its_thread(tmp_path, face_f
 
     assert not job._thread.is_alive()
     assert job.snapshot().state == "stopped"
+
+
+# A process that starts a job and then lets its main thread end, as the dashboard's process does on
+# Ctrl+C or SIGTERM. argv: data folder, runs folder, "running" or "paused".
+_PROCESS_ENDS_SCRIPT = """
+import sys, time
+from conftest import tiny_config
+from core.jobs import job_manager
+
+data_dir, runs_dir, wanted = sys.argv[1:]
+job, _ = job_manager().start(
+    tiny_config(data_dir, steps=100_000, sample_every_steps=100_000, checkpoint_every_steps=100_000),
+    runs_dir=runs_dir,
+)
+while job.snapshot().step < 3:
+    time.sleep(0.02)
+if wanted == "paused":
+    job.pause()
+    while job.snapshot().state != "paused":
+        time.sleep(0.02)
+print("main thread ends at step", job.snapshot().step, flush=True)
+"""
+
+
+@pytest.mark.parametrize("state_at_exit", ["running", "paused"])
+def test_a_process_that_ends_mid_run_stops_the_run_and_keeps_its_steps(tmp_path, face_folder, state_at_exit):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.checkpoints import CheckpointStore
+    from core.runs import RunDir
+
+    tests_dir = Path(__file__).resolve().parent
+    environment = {"PYTHONPATH": f"{tests_dir}{os.pathsep}{tests_dir.parent}", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    ended = subprocess.run(
+        [sys.executable, "-c", _PROCESS_ENDS_SCRIPT, str(face_folder), str(tmp_path / "runs"), state_at_exit],
+        capture_output=True, text=True, timeout=180, env={**os.environ, **environment},
+    )
+    assert ended.returncode == 0, ended.stderr[-3000:]
+    assert "main thread ends" in ended.stdout
+
+    (run_path,) = (tmp_path / "runs").iterdir()
+    run = RunDir.open(run_path)
+    status = run.read_status()
+    assert status["state"] == "stopped", status
+    assert "process ended" in status["reason"]
+    assert status["step"] >= 3
+    # The steps are kept: a verified checkpoint, a grid and the generator of the step it stopped at.
+    newest, problems = CheckpointStore(run.checkpoints_dir, 3).newest_good()
+    assert newest is not None and newest.step == status["step"], problems
+    assert (run.samples_dir / f"step_{status['step']:06d}.png").exists()
+    assert run.generator_path.exists()
