@@ -26,8 +26,16 @@ def suggest_resolution_for_new_folder() -> None:
     st.session_state["exclude"] = ()
     st.session_state["preview_page"] = 1
     dataset, _ = load_chosen_dataset()
-    if dataset is not None:
-        st.session_state["resolution_px"] = suggest_resolution(dataset.source_sizes)
+    if dataset is None:
+        return
+    suggested_px = suggest_resolution(dataset.source_sizes)
+    if suggested_px != st.session_state["resolution_px"]:
+        # Said on the page, so that the slider moving by itself is not a surprise.
+        st.session_state["resolution_note"] = (
+            f"Training resolution set to {suggested_px} px for this folder (was {st.session_state['resolution_px']} "
+            "px): the median short side of its photos, between 32 and 64. Change it with the slider."
+        )
+    st.session_state["resolution_px"] = suggested_px
 
 
 def short_name(relative_path: str, max_characters: int = 18) -> str:
@@ -109,6 +117,9 @@ settings[2].select_slider(
 settings[3].toggle("Keep duplicates", key="keep_duplicates", persist_state=PERSIST,
                    help="Off: a photo that repeats an earlier one (same bytes, or a re-saved or resized copy "
                    f"whose thumbnail correlates at {NEAR_DUPLICATE_CORRELATION} or more) is trained on once.")
+
+if note := st.session_state.pop("resolution_note", None):
+    st.info(note, icon=":material/photo_size_select_large:")
 
 progress = st.empty()
 

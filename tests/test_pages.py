@@ -84,6 +84,21 @@ def test_data_page_previews_a_typed_folder_and_lists_skipped_files_with_reasons(
     assert all(box.value for box in app.checkbox)
 
 
+def test_a_new_folder_sets_its_suggested_resolution_and_the_page_says_so(tmp_path):
+    folder = tmp_path / "photos"
+    write_blob_faces(folder, 3, size_px=60)  # suggests 64 px, the default is 32
+    app = open_page("pages/1_Data.py")
+
+    app.text_input(key="data_dir").input(str(folder)).run()
+
+    assert not app.exception
+    assert app.select_slider(key="resolution_px").value == 64
+    (note,) = [info.value for info in app.info if "resolution" in info.value]
+    assert "set to 64 px" in note and "was 32 px" in note
+    app.run()  # said once, not on every rerun
+    assert not [info.value for info in app.info if "resolution set" in info.value]
+
+
 def test_unticking_a_photo_on_the_data_page_leaves_it_out_of_training_until_included_again(tmp_path):
     folder = tmp_path / "photos"
     write_blob_faces(folder, 5)
@@ -183,10 +198,10 @@ def test_the_train_pages_width_mode_seeking_and_coverage_start_at_auto_and_follo
     app.select_slider(key="resolution_px").set_value(48).run()
     assert app.select_slider(key="width").options[0] == "auto (16)"
     assert app.select_slider(key="mode_seeking").options[0] == "auto (0.1)"
-    assert app.select_slider(key="coverage_weight").options[0] == "auto (5)"
+    assert app.select_slider(key="coverage_weight").options[0] == "auto (8)"
     names = ("resolution_px", "width", "mode_seeking", "coverage_weight")
     chosen = TrainConfig(**{name: app.session_state[name] for name in names})
-    assert (chosen.width, chosen.mode_seeking, chosen.coverage_weight) == (16, 0.1, 5.0)
+    assert (chosen.width, chosen.mode_seeking, chosen.coverage_weight) == (16, 0.1, 8.0)
 
 
 def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):
