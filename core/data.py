@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import statistics
 import threading
 import time
@@ -433,6 +434,11 @@ def _prepare(path: Path, resolution_px: int, fit_mode: str, background: str) -> 
 def _content_digest(path: Path) -> tuple[str, int]:
     """(sha256 hex, size in bytes) of a file's content."""
     try:
+        if path.is_symlink() and not path.exists():
+            raise UnusableImage(f"a link to a file that is not there ({os.readlink(path)}); remove or fix the link")
+        # Opening a named pipe would wait for a writer forever, and the page with it.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise UnusableImage("not a regular file (a named pipe, socket or device); remove it from the folder")
         with path.open("rb") as file:
             digest = hashlib.file_digest(file, "sha256")
             return digest.hexdigest(), file.tell()

@@ -261,6 +261,21 @@ def test_every_unusable_album_file_is_skipped_with_its_reason(album):
     assert "400x300" in reasons["huge.png"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX feature")
+def test_a_named_pipe_and_a_dangling_link_are_skipped_with_a_reason_instead_of_blocking(tmp_path):
+    folder = tmp_path / "photos"
+    write_blob_faces(folder, 2)
+    os.mkfifo(folder / "pipe.png")  # reading it would wait for a writer forever
+    (folder / "gone.png").symlink_to(tmp_path / "deleted.png")
+
+    dataset = load_folder(folder, RESOLUTION_PX)
+
+    reasons = skipped_reasons(dataset)
+    assert reasons["pipe.png"].startswith("not a regular file")
+    assert reasons["gone.png"].startswith("a link to a file that is not there") and "deleted.png" in reasons["gone.png"]
+    assert len(dataset.records) == 2
+
+
 def test_operating_system_clutter_is_neither_loaded_nor_listed_as_skipped(album):
     dataset = load_folder(album, RESOLUTION_PX)
 
