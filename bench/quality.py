@@ -51,8 +51,8 @@ LFW_FACE_COUNT = 100  # the first 100 entries of skimage's lfw_subset are faces
 LFW_SIDE_PX = 64
 
 
-def train_one(settings: dict, minutes: float) -> dict:
-    """In this process: train for `minutes` of CPU time, then score the sampling generator."""
+def train_one(settings: dict, minutes: float, steps: int | None = None) -> dict:
+    """In this process: train for `minutes` of CPU time (or `steps`), then score the sampling generator."""
     from core.config import TrainConfig
     from core.data import load_for_config
     from core.latent import generate_images, seeds_to_z
@@ -61,8 +61,8 @@ def train_one(settings: dict, minutes: float) -> dict:
     from core.trainer import Trainer, TrainingHooks
 
     config = TrainConfig(
-        steps=10_000_000, sample_every_steps=1_000_000, checkpoint_every_steps=1_000_000, metrics_every_steps=0,
-        log_every_steps=100, **settings,
+        steps=steps or 10_000_000, sample_every_steps=1_000_000, checkpoint_every_steps=1_000_000,
+        metrics_every_steps=0, log_every_steps=100, **settings,
     )
     dataset = load_for_config(config, REPOSITORY_ROOT)
     with tempfile.TemporaryDirectory() as runs_dir:
@@ -72,13 +72,13 @@ def train_one(settings: dict, minutes: float) -> dict:
 
         class OutOfTime(TrainingHooks):
             def should_stop(self) -> bool:
-                return time.process_time() - started > budget_sec
+                return steps is None and time.process_time() - started > budget_sec
 
         trainer.run(OutOfTime())
-        steps = int(trainer.step)
+        steps_done, cpu_minutes = int(trainer.step), (time.process_time() - started) / 60
         generated = generate_images(trainer.sampling_generator, seeds_to_z(quality_seeds(), config.latent_dim))
-    row = measure(steps, generated, dataset.images, training_reference(dataset.images))
-    return {"steps": steps, "images": dataset.count, **row.as_row()}
+    row = measure(steps_done, generated, dataset.images, training_reference(dataset.images))
+    return {"steps": steps_done, "cpu_minutes": cpu_minutes, "images": dataset.count, **row.as_row()}
 
 
 def make_lfw_folder(folder: Path) -> None:
@@ -104,6 +104,16 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--fit", default="pad")
     parser.add_argument("--only", action="append", help="run just these configurations (repeatable)")
+    parser.add_argument(
+        "--steps", type=int,
+        help="train each configuration this many steps instead of --minutes of CPU time: to compare with rows "
+        "measured on a faster machine, give the steps a configuration reached there",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=JSON",
+        help="change a TrainConfig field in every configuration, e.g. --set coverage_weight=8 (repeatable)",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="the runs' seed (weights, noise, batches)")
     parser.add_argument("--make-lfw-folder", type=Path, metavar="FOLDER")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON
     args = parser.parse_args()
@@ -113,18 +123,19 @@ def main() -> None:
         return
     if args.one:
         job = json.loads(args.one)
-        print(json.dumps(train_one(job["settings"], job["minutes"])))
+        print(json.dumps(train_one(job["settings"], job["minutes"], job.get("steps"))))
         return
     if args.folder is None:
         parser.error("give a folder of photos")
 
+    overrides = {field: json.loads(value) for field, _, value in (change.partition("=") for change in args.set)}
     results = {}
     for name, changes in CONFIGURATIONS.items():
         if args.only and name not in args.only:
             continue
         settings = {"data_dir": str(args.folder.resolve()), "resolution_px": args.resolution, "fit_mode": args.fit,
-                    **changes}
-        job = json.dumps({"settings": settings, "minutes": args.minutes})
+                    "seed": args.seed, **changes, **overrides}
+        job = json.dumps({"settings": settings, "minutes": args.minutes, "steps": args.steps})
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         finished = subprocess.run(
             [sys.executable, __file__, "--one", job], capture_output=True, text=True, env=environment, check=False
@@ -137,7 +148,8 @@ def main() -> None:
 
     any_result = next(iter(results.values()))
     print(f"\n{args.folder.name}: {any_result['images']} images at {args.resolution} px, "
-          f"{args.minutes:g} CPU minutes per configuration\n")
+          f"{f'{args.steps} steps' if args.steps else f'{args.minutes:g} CPU minutes'} per configuration, "
+          f"seed {args.seed}\n")
     print(f"default: augmentation {', '.join(DEFAULTS.augment) or 'off'}, EMA {DEFAULTS.ema_decay}, "
           f"minibatch std {'on' if DEFAULTS.minibatch_std else 'off'}, "
           f"mode seeking {default_mode_seeking(args.resolution)}, "
@@ -145,6 +157,8 @@ def main() -> None:
           f"R1 {DEFAULTS.r1_gamma}, loss {DEFAULTS.loss}, "
           f"width {default_width(args.resolution)}, batch {DEFAULTS.batch_size}, "
           f"learning rates G {DEFAULTS.learning_rate_g} / D {DEFAULTS.learning_rate_d}\n")
+    if overrides:
+        print(f"changed in every configuration: {overrides}\n")
     print("| configuration | steps | SWD | SWD photos vs photos | MS-SSIM | MS-SSIM photos | photos covered "
           "| near copies |")
     print("|---|---|---|---|---|---|---|---|")
