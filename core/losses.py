@@ -10,7 +10,8 @@ non-saturating and least-squares losses from 1 to 1 - smoothing. The mode-seekin
 (Mao et al. 2019) is added to G's loss: it grows when two different z give alike images.
 The coverage term is added too: each generated image claims a training photo, by semi-discrete
 optimal transport with bounties kept from step to step (Genevay et al. 2016), and G pays its
-distance to that photo, so a photo that no generated image resembles costs G.
+distance to that photo, so a photo that no generated image resembles costs G; a face that is
+nearer to another photo than to its own pays the difference too.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def mean_squared_differences(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
 # How fast the photos' bounties move: the bounty of a photo that no generated image claims rises by
 # this share of the mean cost per step (and that of one claimed more than its share falls).
 BOUNTY_RATE = 0.01
+CLAIM_MARGIN = 0.9  # a face should be at most this share of its distance to any other photo from its own
 CLAIM_MAX_SIDE_PX = 64  # larger images are averaged down to at most this side before claiming
 
 
@@ -139,7 +141,14 @@ def claimed_photo_penalty(
     costs = mean_squared_differences(fake, photos)
     fixed_costs = tf.stop_gradient(costs)
     claims = tf.argmin(fixed_costs - bounties[tf.newaxis, :], axis=1, output_type=tf.int32)
-    penalty = tf.reduce_mean(tf.gather(costs, claims, axis=1, batch_dims=1))
+    claimed_costs = tf.gather(costs, claims, axis=1, batch_dims=1)
+    # A face nearer to another photo than to its claim resembles that one instead; it also pays
+    # the difference, which moves it just across to its own photo's side.
+    is_claim = tf.one_hot(claims, tf.shape(photos)[0], on_value=True, off_value=False)
+    above_every_cost = tf.stop_gradient(tf.reduce_max(costs)) + 1.0
+    nearest_other_costs = tf.reduce_min(tf.where(is_claim, above_every_cost, costs), axis=1)
+    misplaced = tf.nn.relu(claimed_costs - CLAIM_MARGIN * nearest_other_costs)
+    penalty = tf.reduce_mean(claimed_costs) + tf.reduce_mean(misplaced)
 
     photo_count = tf.cast(tf.shape(photos)[0], tf.float32)
     image_count = tf.cast(tf.shape(fake)[0], tf.float32)

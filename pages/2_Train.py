@@ -157,8 +157,9 @@ def settings_panel(disabled: bool) -> None:
                   "MSGAN (Mao et al. 2019): G is penalised when two different z give alike faces, which keeps "
                   "it from drawing a few faces over and over.", disabled)
     weight_slider(tricks[1], "coverage_weight", COVERAGE_WEIGHTS, AUTO_COVERAGE_WEIGHT, default_coverage_weight,
-                  "Every generated face claims a photo and is pulled towards it; a photo claimed too rarely gets "
-                  "easier to claim, so no photo is left out. Too strong, and faces become blurry blends of photos.",
+                  "Every generated face claims a photo and is pulled towards it (and away from a photo it resembles "
+                  "more); a photo claimed too rarely gets easier to claim, so no photo is left out. Too strong, "
+                  "and faces become blurry blends of photos.",
                   disabled)
 
 

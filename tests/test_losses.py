@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from core.config import LOSSES
 from core.losses import (
-    claim_side_px, claimed_photo_penalty, discriminator_loss, generator_loss, gradient_penalty, mode_seeking_penalty,
-    r1_penalty,
+    CLAIM_MARGIN, claim_side_px, claimed_photo_penalty, discriminator_loss, generator_loss, gradient_penalty,
+    mode_seeking_penalty, r1_penalty,
 )
 
 IMAGE_SHAPE = (4, 8, 8, 3)
@@ -242,6 +242,29 @@ def test_the_claim_gradient_pulls_each_image_towards_the_photo_it_claims():
     # mean over 2 images of the mean over 48 pixels of (fake - photo)^2: d/dfake = 2 (fake - photo) / 96
     np.testing.assert_allclose(gradient[0], 2 * (0.5 - 1.0) / 96, rtol=1e-5)
     np.testing.assert_allclose(gradient[1], 2 * (-0.2 + 1.0) / 96, rtol=1e-5)
+
+
+def test_an_image_nearer_another_photo_than_its_claim_also_pays_the_difference_until_it_crosses_over():
+    photos = tf.constant([1.0, -1.0])[:, tf.newaxis, tf.newaxis, tf.newaxis] * tf.ones([2, 4, 4, 3])
+    bounties = tf.constant([0.0, 0.5])  # photo 1 is short of claims: 1.21 - 0.5 beats 0.81
+    fake = tf.Variable(tf.fill([1, 4, 4, 3], 0.1))  # nearer photo 0 (cost 0.81) than photo 1 (1.21)
+
+    with tf.GradientTape() as tape:
+        penalty, _ = claimed_photo_penalty(fake, photos, bounties)
+    gradient = tape.gradient(penalty, fake).numpy()
+
+    # Its distance to photo 1 plus the difference to CLAIM_MARGIN times its distance to photo 0.
+    assert float(penalty) == pytest.approx(1.21 + (1.21 - CLAIM_MARGIN * 0.81), rel=1e-5)
+    expected = (2 * 2 * (0.1 + 1.0) - 2 * CLAIM_MARGIN * (0.1 - 1.0)) / 48  # d/dfake, 48 pixel values
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5)
+
+    for _ in range(200):
+        with tf.GradientTape() as tape:
+            penalty, _ = claimed_photo_penalty(fake, photos, bounties)
+        fake.assign_sub(2.0 * tape.gradient(penalty, fake))
+    to_claim = float(tf.reduce_mean(tf.square(fake - photos[1])))
+    to_other = float(tf.reduce_mean(tf.square(fake - photos[0])))
+    assert to_claim < CLAIM_MARGIN * to_other  # it now resembles the photo it claims, by the margin
 
 
 def test_large_images_claim_photos_at_most_64_px_on_a_side_averaged_down():
