@@ -121,8 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--coverage-weight", type=float,
         help="weight of the term pulling each generated face towards a photo it claims, so no photo is left "
-        f"out; 0 = off (default: {default_coverage_weight(32):g} up to 32 px, {default_coverage_weight(48):g} "
-        "above; -1 chooses the same)",
+        f"out; 0 = off (default: {default_coverage_weight(32):g}; -1 chooses the same)",
     )
     parser.add_argument(
         "--metrics-every", type=int, help=f"steps between quality metrics, 0 = off (default {defaults.metrics_every_steps})"

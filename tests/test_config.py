@@ -124,12 +124,13 @@ def test_width_zero_follows_the_resolution_and_the_config_keeps_the_number():
     assert config.replace(resolution_px=32, width=AUTO_WIDTH).width == 32
 
 
-def test_coverage_weight_minus_one_follows_the_resolution_and_zero_stays_off():
-    assert TrainConfig().coverage_weight == default_coverage_weight(32) == 12.0
+def test_coverage_weight_minus_one_takes_the_measured_default_and_zero_stays_off():
+    assert TrainConfig().coverage_weight == default_coverage_weight(32) == 8.0
     assert TrainConfig(resolution_px=48).coverage_weight == 8.0
-    assert TrainConfig(resolution_px=16, coverage_weight=AUTO_COVERAGE_WEIGHT).coverage_weight == 12.0
+    assert TrainConfig(resolution_px=16, coverage_weight=AUTO_COVERAGE_WEIGHT).coverage_weight == 8.0
     assert TrainConfig(coverage_weight=0.0).coverage_weight == 0.0
-    assert TrainConfig.from_json(TrainConfig().to_json()).coverage_weight == 12.0
+    assert TrainConfig(coverage_weight=12.0).coverage_weight == 12.0  # a chosen weight is kept as it is
+    assert TrainConfig.from_json(TrainConfig().to_json()).coverage_weight == 8.0
 
 
 def test_mode_seeking_minus_one_follows_the_resolution_and_zero_stays_off():

@@ -193,7 +193,7 @@ def test_the_train_pages_width_mode_seeking_and_coverage_start_at_auto_and_follo
     assert app.select_slider(key="width").options[0] == "auto (32)"
 
     assert app.select_slider(key="mode_seeking").options[0] == "auto (0.2)"
-    assert app.select_slider(key="coverage_weight").options[0] == "auto (12)"
+    assert app.select_slider(key="coverage_weight").options[0] == "auto (8)"
 
     app.select_slider(key="resolution_px").set_value(48).run()
     assert app.select_slider(key="width").options[0] == "auto (16)"
