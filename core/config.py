@@ -53,10 +53,11 @@ def default_coverage_weight(resolution_px: int) -> float:
 
     Measured by bench/quality.py (README), where single runs vary widely. With a face also paying
     when another photo is nearer than its claim (losses.CLAIM_MARGIN), 8 served both resolutions
-    measured: at 32 px it covered 90% of the photos (seed 0) with faces 7% more alike than the photos
-    (MS-SSIM), where 12 covered 88-89% at +15-23% and made SWD worse; at 48 px (with mode seeking
-    0.1) it covered 79% and 86% in two seeds, where 5 covered 78%. The resolution stays an argument
-    so that a size measured apart can get its own weight, as width and mode seeking do.
+    measured: at 32 px it covered 90% of the photos in two seeds, with SWD 0.056 and 0.051 and faces
+    7% and 20% more alike than the photos (MS-SSIM), where 12 covered 88-89% with SWD 0.094 and
+    0.065 at +23% and +15%; at 48 px (with mode seeking 0.1) it covered 79% and 86% in two seeds,
+    where 5 covered 78%. The resolution stays an argument so that a size measured apart can get its
+    own weight, as width and mode seeking do.
     """
     del resolution_px  # the same weight was best at every resolution measured so far
     return 8.0
