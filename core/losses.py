@@ -108,7 +108,8 @@ def mean_squared_differences(first: tf.Tensor, second: tf.Tensor) -> tf.Tensor:
 # How fast the photos' bounties move: the bounty of a photo that no generated image claims rises by
 # this share of the mean cost per step (and that of one claimed more than its share falls).
 BOUNTY_RATE = 0.01
-CLAIM_MARGIN = 0.9  # a face should be at most this share of its distance to any other photo from its own
+# A face's squared distance to the photo it claims should be at most this share of its distance to any other.
+CLAIM_MARGIN = 0.9
 CLAIM_MAX_SIDE_PX = 64  # larger images are averaged down to at most this side before claiming
 
 
