@@ -55,8 +55,7 @@ def train_one(settings: dict, minutes: float, steps: int | None = None) -> dict:
     """In this process: train for `minutes` of CPU time (or `steps`), then score the sampling generator."""
     from core.config import TrainConfig
     from core.data import load_for_config
-    from core.latent import generate_images, seeds_to_z
-    from core.quality import measure, quality_seeds, training_reference
+    from core.quality import draw_quality_sample, measure, training_reference
     from core.runs import RunDir
     from core.trainer import Trainer, TrainingHooks
 
@@ -76,7 +75,7 @@ def train_one(settings: dict, minutes: float, steps: int | None = None) -> dict:
 
         trainer.run(OutOfTime())
         steps_done, cpu_minutes = int(trainer.step), (time.process_time() - started) / 60
-        generated = generate_images(trainer.sampling_generator, seeds_to_z(quality_seeds(), config.latent_dim))
+        generated = draw_quality_sample(trainer.sampling_generator, config.latent_dim)
     row = measure(steps_done, generated, dataset.images, training_reference(dataset.images))
     return {"steps": steps_done, "cpu_minutes": cpu_minutes, "images": dataset.count, **row.as_row()}
 

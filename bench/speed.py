@@ -14,10 +14,12 @@ order over several rounds:
     reads the snapshot and builds the live page's charts on the page's own timers. Here
     the trainer also saves a grid about every GRID_EVERY_SEC and checkpoints and scores
     quality about every CHECKPOINT_EVERY_SEC, far more often than the defaults do, so any
-    stall they cause shows.
+    stall they cause shows. Quality is scored in a low-priority process of its own
+    (core.quality_worker), which skips a sample when a newer one overtakes it; (c) also
+    counts the quality rows that arrived against the samples handed over.
 
-It prints images/s for each (the median over rounds), b/a, c/b and the process's peak
-resident memory. "plain" tricks (the default here) train exactly what the tutorial does:
+It prints images/s for each (the median over rounds), b/a, c/b, the quality rows of (c),
+and the peak resident memory of the process plus that of the scoring process. "plain" tricks (the default here) train exactly what the tutorial does:
 no augmentation, no averaged G, no minibatch std, no mode seeking, no coverage term.
 """
 
@@ -63,6 +65,7 @@ def measure_resolution(
     from core.config import TrainConfig
     from core.data import load_for_config
     from core.precision import use_precision
+    from core.quality_worker import stop_helper
 
     use_precision(precision)  # both sides build their networks in it
 
@@ -87,9 +90,10 @@ def measure_resolution(
     sides = {
         "tutorial": lambda: tutorial.images_per_sec(seconds),
         "trainer": lambda: trainer_alone(config, dataset, seconds),
-        "job": lambda: trainer_in_job(job_config, seconds),
+        "job": lambda: trainer_in_job(job_config, seconds, quality_rows),
     }
     results = {name: [] for name in sides}
+    quality_rows = {"scored": 0, "asked": 0}
     for round_index in range(rounds):
         names = list(sides)
         names = names[round_index % 3 :] + names[: round_index % 3]  # rotate, so drift hits each side alike
@@ -97,6 +101,7 @@ def measure_resolution(
             results[name].append(sides[name]())
             logging.info("%d px round %d: %s %.1f img/s", resolution_px, round_index + 1, name, results[name][-1])
 
+    stop_helper()  # so that its peak memory is counted among this process's children
     return {
         "resolution_px": resolution_px,
         "images_per_sec": results,
@@ -104,7 +109,9 @@ def measure_resolution(
             "grid": job_config.sample_every_steps,
             "checkpoint_and_quality": job_config.checkpoint_every_steps,
         },
+        "job_quality_rows": quality_rows,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "scoring_process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
     }
 
 
@@ -136,8 +143,11 @@ def trainer_alone(config, dataset, seconds: float) -> float:
         return _logged_images_per_sec(run, config.batch_size)
 
 
-def trainer_in_job(config, seconds: float) -> float:
-    """Images/s of a TrainingJob for about `seconds` while a dashboard-like poller reads it."""
+def trainer_in_job(config, seconds: float, quality_rows: dict) -> float:
+    """Images/s of a TrainingJob for about `seconds` while a dashboard-like poller reads it.
+
+    Adds to quality_rows the rows scored and the samples handed over (one per interval).
+    """
     from core.jobs import TrainingJob, wait_for
     from core.runs import RunDir
 
@@ -159,6 +169,8 @@ def trainer_in_job(config, seconds: float) -> float:
         snapshot = job.snapshot()
         if snapshot.state == "failed":
             raise RuntimeError(f"the job failed: {snapshot.error}")
+        quality_rows["scored"] += len(snapshot.quality_rows)
+        quality_rows["asked"] += snapshot.step // config.metrics_every_steps  # a stopped run asks no last one
         return _logged_images_per_sec(RunDir.open(snapshot.run_path), config.batch_size)
 
 
@@ -195,14 +207,16 @@ def _logged_images_per_sec(run, batch_size: int) -> float:
 def print_table(rows: list[dict], tricks: str, precision: str, updates: str) -> None:
     print(f"\nimages/s, batch 64, width {CLASSIC_WIDTH} (64-512 channels at 64 px), {tricks} tricks, "
           f"{precision}, {updates} updates; median over rounds")
-    print("| resolution | (a) tutorial step | (b) trainer | (c) trainer in job + poller | b/a | c/b | peak RSS |")
-    print("|---|---|---|---|---|---|---|")
+    print("| resolution | (a) tutorial step | (b) trainer | (c) trainer in job + poller | b/a | c/b "
+          "| (c) quality rows scored | peak RSS (+ scoring process) |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         speeds = {name: statistics.median(values) for name, values in row["images_per_sec"].items()}
         print(
             f"| {row['resolution_px']} px | {speeds['tutorial']:.1f} | {speeds['trainer']:.1f} | {speeds['job']:.1f} "
             f"| {speeds['trainer'] / speeds['tutorial']:.2f} | {speeds['job'] / speeds['trainer']:.2f} "
-            f"| {row['peak_rss_bytes'] / 2**30:.2f} GB |"
+            f"| {row['job_quality_rows']['scored']} of {row['job_quality_rows']['asked']} "
+            f"| {row['peak_rss_bytes'] / 2**30:.2f} GB (+ {row['scoring_process_peak_rss_bytes'] / 2**30:.2f} GB) |"
         )
 
 

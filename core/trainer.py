@@ -46,10 +46,11 @@ from core.losses import (
     WGAN_GP_WEIGHT, claim_side_px, claimed_photo_penalty, discriminator_loss, generator_loss, gradient_penalty,
     mode_seeking_penalty, r1_penalty,
 )
-from core.latent import generate_images, seeds_to_z
+from core.latent import seeds_to_z
 from core.models import MINIBATCH_GROUP, build_discriminator, build_generator
 from core.precision import current_precision, needs_loss_scaling
-from core.quality import QualityWorker, quality_seeds
+from core.quality import draw_quality_sample
+from core.quality_worker import QualityWorker
 from core.runs import RunDir, RunError, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -677,7 +678,7 @@ class Trainer:
 
         quality = None
         if config.metrics_every_steps and self.is_chief:  # the chief's run is the one that is scored
-            quality = QualityWorker(self.images, lambda row: self._record_quality(hooks, row))
+            quality = QualityWorker(self.images, lambda row: self._record_quality(hooks, row), config)
         try:
             return self._steps(hooks, start_step, quality)
         finally:
@@ -748,7 +749,7 @@ class Trainer:
             if step % config.checkpoint_every_steps == 0 or step == config.steps:
                 self.save_checkpoint()
             if quality is not None and (step % config.metrics_every_steps == 0 or step == config.steps):
-                quality.submit(step, self.quality_sample())
+                quality.submit(step, self.sampling_generator.get_weights())
 
         if step > start_step and step % config.checkpoint_every_steps != 0 and step != config.steps:
             # Stopped between checkpoints: keep the work done since the last one. The checkpoint
@@ -765,8 +766,7 @@ class Trainer:
 
     def quality_sample(self) -> np.ndarray:
         """QUALITY_SAMPLE_COUNT images from fixed seeds by the sampling G, uint8, for the metrics."""
-        z = seeds_to_z(quality_seeds(), self.config.latent_dim)
-        return generate_images(self.sampling_generator, z)
+        return draw_quality_sample(self.sampling_generator, self.config.latent_dim)
 
     def _record_quality(self, hooks: TrainingHooks, row) -> None:
         self.run_dir.append_quality(row.as_row())

@@ -1,8 +1,7 @@
 """Tests for core.quality and the run's quality.csv: measure() tells faces from noise and
-copies from new pictures, the photos' own numbers are what a perfect G would score, the
-worker reports one row per sample in order off the calling thread, waits for them on
-close, and survives a failing metric; rows round-trip through RunDir and are cut back
-on a resume.
+copies from new pictures, the photos' own numbers are what a perfect G would score; rows
+round-trip through RunDir and are cut back on a resume. The process that scores a run
+while it trains has its own tests, in test_quality_worker.py.
 
 The faces are the LFW crops bundled with scikit-image, at 16 px, grey in all channels.
 """
@@ -11,18 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import os
-import sys
-import threading
 
 import numpy as np
 import pytest
 
 from conftest import tiny_config
-from core import metrics, quality
+from core import quality
 from core.data import load_folder
-from core.quality import QUALITY_FIELDS, QualityRow, QualityWorker, measure, quality_seeds, training_reference
+from core.quality import QUALITY_FIELDS, QualityRow, measure, quality_seeds, training_reference
 from core.runs import RunDir
 from pictures import LFW_FACE_COUNT, lfw_face
 
@@ -107,105 +102,6 @@ def test_quality_seeds_never_overlap_the_seeds_a_user_browses():
     seeds = quality_seeds(8)
 
     assert len(seeds) == 8 and min(seeds) >= quality.QUALITY_SEED_OFFSET > 1000
-
-
-class Collector:
-    """on_row for a QualityWorker: keeps each row and the thread that delivered it."""
-
-    def __init__(self) -> None:
-        self.rows: list[QualityRow] = []
-        self.threads: list[str] = []
-
-        self.niceness: list[int] = []
-
-    def __call__(self, row: QualityRow) -> None:
-        self.rows.append(row)
-        self.threads.append(threading.current_thread().name)
-        if hasattr(os, "getpriority"):
-            self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-
-
-def test_the_worker_reports_one_row_per_sample_in_order_from_its_own_thread():
-    collector = Collector()
-    worker = QualityWorker(training(), collector)
-
-    for step in (2, 4, 6):
-        worker.submit(step, other_faces()[:16])
-    worker.close()
-
-    assert [row.step for row in collector.rows] == [2, 4, 6]
-    assert all(np.isfinite(row.swd) for row in collector.rows)
-    assert all(name.startswith("dcgan-quality") for name in collector.threads)
-    assert threading.current_thread().name not in collector.threads
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice value on Linux only")
-def test_the_worker_scores_at_a_lower_priority_than_the_thread_that_trains():
-    collector = Collector()
-    worker = QualityWorker(training(), collector)
-
-    worker.submit(2, other_faces()[:16])
-    worker.close()
-
-    training_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert collector.niceness == [min(19, training_niceness + quality.QUALITY_THREAD_NICENESS)]
-
-
-def test_close_waits_for_the_measurements_still_pending(monkeypatch):
-    release = threading.Event()
-    original_measure = quality.measure
-
-    def slow_measure(*arguments):
-        release.wait(timeout=30)
-        return original_measure(*arguments)
-
-    monkeypatch.setattr(quality, "measure", slow_measure)
-    collector = Collector()
-    worker = QualityWorker(training(), collector)
-    worker.submit(2, other_faces()[:16])
-    worker.submit(4, other_faces()[:16])
-    assert collector.rows == []  # submit never waits for a score
-
-    threading.Timer(0.3, release.set).start()
-    worker.close()
-
-    assert [row.step for row in collector.rows] == [2, 4]
-
-
-def test_a_failing_metric_is_logged_and_skipped_and_later_samples_still_arrive(monkeypatch, caplog):
-    original = metrics.memorisation
-    calls = []
-
-    def fails_first_time(*arguments):
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("metric exploded")
-        return original(*arguments)
-
-    monkeypatch.setattr(metrics, "memorisation", fails_first_time)
-    collector = Collector()
-    worker = QualityWorker(training(), collector)
-
-    with caplog.at_level(logging.ERROR, logger="core.quality"):
-        worker.submit(2, other_faces()[:16])
-        worker.submit(4, other_faces()[:16])
-        worker.close()  # must not raise
-
-    assert [row.step for row in collector.rows] == [4]
-    failures = [record for record in caplog.records if "step 2 failed" in record.getMessage()]
-    assert len(failures) == 1 and "metric exploded" in str(failures[0].exc_info[1])
-
-
-def test_a_failing_row_callback_does_not_raise_from_close(caplog):
-    def on_row(row):
-        raise OSError("disk full")
-
-    worker = QualityWorker(training(), on_row)
-    with caplog.at_level(logging.ERROR, logger="core.quality"):
-        worker.submit(2, other_faces()[:16])
-        worker.close()
-
-    assert any("did not finish" in record.getMessage() for record in caplog.records)
 
 
 @pytest.fixture

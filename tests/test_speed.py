@@ -51,8 +51,11 @@ def test_the_bench_times_the_trainer_alone_and_in_a_job_with_a_poller(dataset):
     config = tiny_config(dataset.folder, steps=1_000_000, sample_every_steps=3, checkpoint_every_steps=5,
                          metrics_every_steps=5, log_every_steps=2, **speed.PLAIN_TRICKS)
     alone = speed.trainer_alone(config, dataset, seconds=0.5)
-    in_job = speed.trainer_in_job(config, seconds=1.5)
+    quality_rows = {"scored": 0, "asked": 0}
+    in_job = speed.trainer_in_job(config, seconds=1.5, quality_rows=quality_rows)
     assert 0 < alone < 1e6 and 0 < in_job < 1e6
+    # The last sample handed over is always scored; one overtaken while waiting is not.
+    assert 1 <= quality_rows["scored"] <= quality_rows["asked"]
 
 
 class CountSteps(TrainingHooks):
