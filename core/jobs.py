@@ -41,6 +41,7 @@ class JobSnapshot:
     error: str = ""
     batch_size: int = 1
     quality_rows: tuple = ()  # core.quality.QualityRow, oldest first
+    metrics_every_steps: int = 0  # the run's quality interval; 0 = not scored
 
     @property
     def is_active(self) -> bool:
@@ -134,6 +135,7 @@ class TrainingJob:
                 error=shared.error,
                 batch_size=self.config.batch_size,
                 quality_rows=tuple(shared.quality_rows),
+                metrics_every_steps=self.config.metrics_every_steps,
             )
 
     # The thread.

@@ -38,6 +38,7 @@ from ui.views import (
     STATE_ICONS,
     current_snapshot,
     plural,
+    quality_wait_note,
     readable_runs,
     show_alerts,
     show_picture,
@@ -241,8 +242,10 @@ def show_live_status(snapshot: JobSnapshot) -> None:
             st.caption(f"Adaptive augmentation: {last.augment_probability:.0%} of images augmented.")
 
 
-def show_quality(rows, key: str) -> None:
+def show_quality(rows, key: str, wait_note: str = "") -> None:
     """The quality panel: SWD, diversity and near copies against the photos' own values."""
+    if wait_note:
+        st.caption(wait_note)
     if rows:
         last = rows[-1]
         st.markdown(
@@ -252,8 +255,8 @@ def show_quality(rows, key: str) -> None:
             f"nearest to {last.coverage_ignored_fraction:.0%}"
         )
         st.plotly_chart(quality_curves(rows), key=key)
-    else:
-        st.caption("Quality metrics appear after the first metrics interval.")
+    elif not wait_note:
+        st.caption("This run has no quality scores.")
 
 
 def show_finished_run(summary: RunSummary) -> None:
@@ -339,7 +342,8 @@ def live_curves() -> None:
         columns = records_to_columns(snapshot.records)
         show_alerts(health_alerts(columns, snapshot.quality_rows))
         st.plotly_chart(training_curves(columns), key="live_curves")
-        show_quality(snapshot.quality_rows, key="live_quality")
+        wait_note = quality_wait_note(snapshot.step, snapshot.metrics_every_steps, snapshot.quality_rows)
+        show_quality(snapshot.quality_rows, key="live_quality", wait_note=wait_note if snapshot.is_active else "")
 
 
 @st.fragment(run_every=LIVE_REFRESH_SEC)

@@ -228,6 +228,20 @@ def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid
     assert not app.button(key="start").disabled
 
 
+def test_the_live_quality_panel_says_which_step_is_being_scored_until_its_row_arrives():
+    from core.quality import QualityRow
+    from ui.views import quality_wait_note
+
+    def row(step: int) -> QualityRow:
+        return QualityRow(step, 0.1, 0.05, "{}", 0.3, 0.3, 0.0, 0.1, 0.05)
+
+    assert quality_wait_note(40, 50, ()) == "Quality metrics appear after step 50."
+    assert "step 50 is being scored" in quality_wait_note(60, 50, ())
+    assert "step 150 is being scored" in quality_wait_note(170, 50, (row(50),))  # 100 was skipped
+    assert quality_wait_note(170, 50, (row(50), row(150))) == ""
+    assert "off" in quality_wait_note(170, 0, ())
+
+
 def test_a_second_start_attaches_to_the_running_job_instead_of_starting_another(face_folder):
     first_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})
     second_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})

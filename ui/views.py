@@ -28,6 +28,25 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def quality_wait_note(step: int, metrics_every_steps: int, rows) -> str:
+    """What the live quality panel says while the newest scores are not in yet ('' once they are).
+
+    Scores are drawn in a low-priority process (core.quality_worker), so on a CPU that training
+    fills they can lag some intervals behind; the page says so rather than look stuck.
+    """
+    if metrics_every_steps <= 0:
+        return "Quality scoring is off for this run (Score quality every … steps: 0)."
+    newest_asked = step // metrics_every_steps * metrics_every_steps
+    if newest_asked == 0:
+        return f"Quality metrics appear after step {metrics_every_steps}."
+    if rows and rows[-1].step >= newest_asked:
+        return ""
+    return (
+        f"Quality of step {newest_asked} is being scored in the background, at the lowest CPU priority so that "
+        "training never waits for it; while training fills the CPU, scores arrive late and some steps are skipped."
+    )
+
+
 def show_picture(picture: np.ndarray, caption: str = "", min_side_px: int = 384) -> None:
     """A uint8 picture scaled up by whole pixels, so small faces stay crisp on screen."""
     st.image(enlarge(picture, min_side_px), caption=caption or None)
