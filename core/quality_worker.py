@@ -92,8 +92,8 @@ class QualityWorker:
     # Called with self._changed held.
 
     def _send(self, step: int, generator_weights: list[np.ndarray]) -> None:
-        helper = _shared_helper()
         try:
+            helper = _shared_helper()
             if helper is not self._opened_on:  # first sample, or the helper was restarted
                 helper.open(self._worker_id, self, self._config, self._training)
                 self._opened_on, self.helper_pid = helper, helper.pid
