@@ -65,7 +65,7 @@ def measure_resolution(
     from core.config import TrainConfig
     from core.data import load_for_config
     from core.precision import use_precision
-    from core.quality_worker import stop_helper
+    from core.quality_worker import helper_peak_rss_bytes, stop_helper
 
     use_precision(precision)  # both sides build their networks in it
 
@@ -101,7 +101,8 @@ def measure_resolution(
             results[name].append(sides[name]())
             logging.info("%d px round %d: %s %.1f img/s", resolution_px, round_index + 1, name, results[name][-1])
 
-    stop_helper()  # so that its peak memory is counted among this process's children
+    scoring_peak_bytes = helper_peak_rss_bytes() or 0
+    stop_helper()  # the next resolution's scoring process starts afresh
     return {
         "resolution_px": resolution_px,
         "images_per_sec": results,
@@ -111,7 +112,7 @@ def measure_resolution(
         },
         "job_quality_rows": quality_rows,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "scoring_process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+        "scoring_process_peak_rss_bytes": scoring_peak_bytes,
     }
 
 

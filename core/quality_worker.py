@@ -135,6 +135,26 @@ def _shared_helper() -> _Helper:
         return _helper
 
 
+def helper_peak_rss_bytes() -> int | None:
+    """The running scoring process's peak resident memory (Linux), None without one.
+
+    Read from /proc, not from getrusage's children: a forked child inherits its parent's
+    peak until exec, so that would report the training process's peak again.
+    """
+    with _helper_lock:
+        helper = _helper
+    if helper is None:
+        return None
+    try:
+        status = Path(f"/proc/{helper.pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # reported in kB
+    return None
+
+
 def stop_helper(timeout_sec: float = 30.0) -> None:
     """End the scoring process (it is started again when needed), after the requests already sent."""
     global _helper

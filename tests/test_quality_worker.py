@@ -95,6 +95,20 @@ def test_every_thread_of_the_scoring_process_runs_at_the_lowest_priority():
     assert len(list(threads.iterdir())) > 1
 
 
+def test_the_scoring_process_reports_its_own_peak_memory_not_the_training_process_s():
+    worker = QualityWorker(photos(), Collector(), config())
+    worker.submit(2, generator_weights(1))
+    worker.close()
+
+    status = Path(f"/proc/{worker.helper_pid}/status").read_text()
+    own_peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    assert quality_worker.helper_peak_rss_bytes() == pytest.approx(own_peak_kb * 1024, rel=0.05)
+    assert quality_worker.helper_peak_rss_bytes() > 50 * 2**20  # TensorFlow is loaded there
+
+    quality_worker.stop_helper()
+    assert quality_worker.helper_peak_rss_bytes() is None
+
+
 def test_a_newer_sample_overtakes_one_still_waiting_but_the_last_is_always_scored(caplog):
     collector = Collector()
     worker = QualityWorker(photos(), collector, config())
