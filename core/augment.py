@@ -38,12 +38,9 @@ def augment(
     """
     if not policy:
         return images
-    if share is not None:
-        # The replicas' step is not XLA-compiled, and XLA turns a seed into other random numbers
-        # than TensorFlow's kernels do; compiled on its own, the augmentation draws what the
-        # (compiled) one-device step draws.
-        return xla_compiled(_augment)(images, policy, tf.convert_to_tensor(probability), seed, share)
-    return _augment(images, policy, probability, seed, share)
+    # XLA turns a seed into other random numbers than TensorFlow's kernels do; the augmentation
+    # is compiled on its own so that every path draws the same (see distribute.xla_compiled).
+    return xla_compiled(_augment)(images, policy, tf.convert_to_tensor(probability), seed, share)
 
 
 def _augment(images, policy, probability, seed, share: BatchShare | None) -> tf.Tensor:

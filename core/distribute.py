@@ -1,6 +1,6 @@
 """Training on several devices or machines: the ``--strategy`` choice and what replicas share.
 
-    default       one process, one device: the trainer's XLA-compiled step, as before
+    default       one process, one device: the trainer's compiled step, as before
     mirrored      the GPUs (else the logical CPUs) of one machine: MirroredStrategy
     multi-worker  several machines, listed in TF_CONFIG: MultiWorkerMirroredStrategy
 
@@ -213,21 +213,22 @@ def per_image_uniform(shape, seed, share: BatchShare | None = None, minval=0, ma
     import tensorflow as tf
 
     dtype = dtype or tf.float32
+    draw = xla_compiled(tf.random.stateless_uniform)
     if share is None:
-        return tf.random.stateless_uniform(shape, seed, minval, maxval, dtype)
+        return draw(shape, seed, minval, maxval, dtype)
     global_shape = [share.global_batch, *shape[1:]]
-    return share.take(xla_compiled(tf.random.stateless_uniform)(global_shape, seed, minval, maxval, dtype))
+    return share.take(draw(global_shape, seed, minval, maxval, dtype))
 
 
 @functools.cache
 def xla_compiled(function):
-    """function compiled by XLA, for random draws on the replicas' (uncompiled) path.
+    """function compiled by XLA, for the random draws inside the (uncompiled) training step.
 
     For the same seed or generator state, XLA draws other random numbers than TensorFlow's
-    own kernels (TF 2.21 on CPU: uniform floats, ranged integers and normal draws all differ),
-    and the one-device step is XLA-compiled. Drawing through XLA here too gives the replicas
-    the one-device numbers. Under a strategy only functions that touch no variable, or only
-    variables of one device, compile.
+    own kernels (TF 2.21 on CPU: uniform floats, ranged integers and normal draws all differ).
+    The step itself once was XLA-compiled; drawing through XLA keeps the numbers of those runs,
+    and gives one device and many replicas the same. Under a strategy only functions that
+    touch no variable, or only variables of one device, compile.
     """
     import tensorflow as tf
 

@@ -122,7 +122,7 @@ class _Networks:
     """G, D, the averaged G, both optimizers, the counters and the compiled step.
 
     Kept from one run to the next when the shape is the same (NETWORK_SHAPE_FIELDS),
-    because TensorFlow never frees an XLA-compiled step (tensorflow/tensorflow#64170):
+    because TensorFlow never frees what XLA compiled for a step (tensorflow/tensorflow#64170):
     building a fresh set for every run grew the process by about 25 MB per run.
     Under a strategy (None: one device) the variables are the strategy's, replicated.
     """
@@ -179,21 +179,24 @@ class _Networks:
             self._discriminator_half = functools.partial(self._one_device_step, self._discriminator_update)
             self._joint_half = functools.partial(self._one_device_step, self._joint_update)
             self._alternating_half = functools.partial(self._one_device_step, self._alternating_update)
-            # XLA fuses the whole step: measured 1.3-1.5x faster on a 2-core CPU at 32 px.
-            self.train_step = tf.function(self._train_step, jit_compile=True, autograph=False)
-            self.r1_step = tf.function(self._r1_step, jit_compile=True, autograph=False)
+            self.r1_step = tf.function(self._r1_step, autograph=False)
         else:
             self._discriminator_half = functools.partial(self._replicated_step, self._discriminator_update)
             self._joint_half = functools.partial(self._replicated_step, self._joint_update)
             self._alternating_half = functools.partial(self._replicated_step, self._alternating_update)
-            # No XLA here: a jit-compiled function cannot reach the replicas' copies of a variable
-            # on other devices ("Trying to access resource ... located in device CPU:1" with
-            # MirroredStrategy on logical CPUs, TF 2.21), whether it wraps strategy.run or the
-            # replica function.
-            self.train_step = tf.function(self._train_step, autograph=False)
             self.r1_step = tf.function(self._replicated_r1_step, autograph=False)
-            # The noise alone is XLA-compiled, for the one-device numbers (see distribute.xla_compiled).
-            self._compiled_draw_noise = tf.function(self._draw_noise, jit_compile=True, autograph=False)
+        # A TensorFlow graph, not XLA. On the 2-core AMD EPYC CPU of bench/speed.py's table
+        # (oneDNN kernels) the graph step trained 473 images/s at 32 px and 83 at 64 px (width
+        # 64, batch 64), the XLA-compiled one 358 and 58; on the machine of earlier measurements
+        # XLA had been 1.3-1.5x faster at 32 px. Under a strategy XLA cannot run at all: a
+        # jit-compiled function cannot reach the replicas' copies of a variable on other devices
+        # ("Trying to access resource ... located in device CPU:1", TF 2.21).
+        # TODO: time both compilations on the user's machine and keep the faster one.
+        self.train_step = tf.function(self._train_step, autograph=False)
+        # Random draws alone are XLA-compiled, on every path, so that a run draws the same
+        # numbers on one device or many, and as runs of the earlier XLA-compiled step did
+        # (see distribute.xla_compiled).
+        self._compiled_draw_noise = tf.function(self._draw_noise, jit_compile=True, autograph=False)
         self.discriminator_step = tf.function(self._discriminator_half, autograph=False)
         self.alternating_step = tf.function(self._alternating_half, autograph=False)
 
@@ -228,8 +231,7 @@ class _Networks:
 
     def _one_device_step(self, update, real: tf.Tensor) -> dict[str, tf.Tensor]:
         """A D update or a joint update on one device, with its own z and seeds."""
-        z = self.noise.normal([tf.shape(real)[0], self.config.latent_dim])
-        seeds = tf.cast(self.noise.make_seeds(3), tf.int32)
+        z, seeds = self._compiled_draw_noise(self.config.batch_size, 3)
         results = update(real, z, seeds)
         self._steer_augmentation(results)
         return results
@@ -293,7 +295,7 @@ class _Networks:
             )
 
     def _r1_step(self, real: tf.Tensor) -> tf.Tensor:
-        seeds = tf.cast(self.noise.make_seeds(1), tf.int32)
+        _, seeds = self._compiled_draw_noise(0, 1)
         return self._r1_update(real, seeds)
 
     def _r1_update(self, real: tf.Tensor, seeds: tf.Tensor, share: BatchShare | None = None) -> tf.Tensor:

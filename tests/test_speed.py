@@ -79,5 +79,5 @@ def test_the_compiled_step_is_traced_once_through_samples_checkpoints_quality_an
     assert resumed.run() == "finished"
     resumed.close()
 
-    # One trace for all 20 steps: a retrace would recompile the XLA step, seconds each time.
+    # One trace for all 20 steps: a retrace would compile the step again, seconds each time.
     assert resumed.train_step.experimental_get_tracing_count() == 1

@@ -5,9 +5,9 @@ probability, quality rows reach quality.csv before run() returns, and idle netwo
 reused only by a run whose compiled step would be the same.
 
 Every run is a tiny 16 px DCGAN on drawn faces, a few steps long. Most tests run the
-step's tf.functions eagerly: compiling the XLA step costs 10-20 s per configuration on a
+step's tf.functions eagerly: compiling the step costs seconds per configuration on a
 loaded 2-core CPU, and the Python that runs is the same. The last test compiles the step
-once with the loss, spectral normalisation, R1 and ADA options on, so XLA sees them.
+once with the loss, spectral normalisation, R1 and ADA options on, so the graph holds them.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def test_a_trainer_with_another_training_option_builds_its_own_networks(tmp_path
 
 
 def test_the_compiled_step_trains_with_the_new_d_options_on_at_once(tmp_path, dataset):
-    # Augmentation under XLA is already compiled by tests/test_trainer.py (it is on by default);
+    # Augmentation in the graph is already compiled by tests/test_trainer.py (it is on by default);
     # leaving it out here, and D updates at one per step, halves this test's compile time.
     steps = R1_INTERVAL_STEPS
     trainer = new_trainer(
