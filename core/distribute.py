@@ -118,7 +118,7 @@ def make_strategy(name: str):
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     names = [device.name for device in devices]
     if len(names) == 1:
-        # One device still trains correctly, like 'default' but without XLA; refusing would only
+        # One device still trains correctly, like 'default', on one replica; refusing would only
         # make a script that says mirrored everywhere fail on a laptop.
         logger.warning("--strategy mirrored found only one device (%s); training on 1 replica", names[0])
     strategy = tf.distribute.MirroredStrategy(names)

@@ -135,7 +135,7 @@ def claimed_photo_penalty(
     face keeps claiming the same photo from one batch to the next; pairing the faces with the
     batch's photos instead pulled each face towards a different photo every step, into a blur.
     """
-    pool = fake.shape[1] // photos.shape[1]  # static sizes: XLA needs the window as a number
+    pool = fake.shape[1] // photos.shape[1]  # static sizes: the pooling window is a number
     fake = tf.cast(fake, tf.float32)
     if pool > 1:
         fake = tf.nn.avg_pool2d(fake, pool, pool, "VALID")

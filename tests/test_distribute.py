@@ -43,7 +43,7 @@ from replica_runs import COMPARED_ARGS, RESUMED_FROM_STEP  # noqa: E402
 
 # Measured largest relative differences over the 4 compared steps: 9e-8 (D loss) and 6e-7
 # (G loss); after a resume across strategies, 6e-7. They are not 0 because the replicas add
-# up partial sums in another order than the one-device XLA step, and synchronised batch norm
+# up partial sums in another order than the one-device step, and synchronised batch norm
 # computes the variance as E[x^2] - E[x]^2 rather than in two passes: a few float32 ulps
 # that grow a little each step. 1e-5 leaves a margin of 15. Drawing the random numbers
 # differently is far outside it: augmentation drawn by TensorFlow's kernels instead of XLA
