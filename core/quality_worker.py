@@ -6,8 +6,9 @@ helper process per training process, started on first use, shared by every run, 
 lowest CPU priority and without the GPU. Drawing and scoring cost about 1.3 training steps
 of CPU at 64 px; in the training process they slowed a CPU that training already fills,
 because TensorFlow runs every op of every thread on one shared pool of threads. In a
-process of their own, at nice 19, the operating system gives them only the time training
-leaves over, so scores arrive later instead of the steps slowing down.
+process of their own, at nice 19 and (on Linux) under the SCHED_IDLE policy, the operating
+system gives them only the time training leaves over, so scores arrive later instead of the
+steps slowing down.
 
 Each run has at most one sample being scored; a newer sample waiting behind it replaces an
 older one (logged), so a scorer that falls behind skips steps rather than queueing weights.
@@ -292,6 +293,11 @@ def _score(run: dict, step: int, generator_weights: list) -> QualityRow:
 def _main() -> None:
     if hasattr(os, "nice"):
         os.nice(HELPER_NICENESS)
+    if hasattr(os, "SCHED_IDLE"):
+        # Linux: a nice-19 thread still holds a core until the scheduler's next tick, and
+        # TensorFlow's threads, which meet at every op, then wait for it; a SCHED_IDLE thread
+        # gives way as soon as a training thread wakes.
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the answers
     logging.basicConfig(level=logging.WARNING, format="quality process: %(levelname)s %(message)s")

@@ -83,16 +83,18 @@ def test_the_process_scores_the_same_faces_this_process_would_draw_from_those_we
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads each thread's nice value from /proc")
-def test_every_thread_of_the_scoring_process_runs_at_the_lowest_priority():
+def test_every_thread_of_the_scoring_process_runs_at_the_lowest_priority_and_only_when_the_cpu_is_idle():
     worker = QualityWorker(photos(), Collector(), config())
     worker.submit(2, generator_weights(1))
     worker.close()  # by now TensorFlow and numpy have started all their threads there
 
     threads = Path(f"/proc/{worker.helper_pid}/task")
-    niceness = {int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]) for task in threads.iterdir()}
+    # /proc/PID/task/TID/stat after the command's ")": field 19 (niceness) and 41 (policy), from field 3.
+    stats = [(task / "stat").read_text().rsplit(")", 1)[1].split() for task in threads.iterdir()]
     training_niceness = os.getpriority(os.PRIO_PROCESS, 0)
-    assert niceness == {min(19, training_niceness + quality_worker.HELPER_NICENESS)}
-    assert len(list(threads.iterdir())) > 1
+    assert {int(fields[16]) for fields in stats} == {min(19, training_niceness + quality_worker.HELPER_NICENESS)}
+    assert {int(fields[38]) for fields in stats} == {os.SCHED_IDLE}
+    assert len(stats) > 1
 
 
 def test_the_scoring_process_reports_its_own_peak_memory_not_the_training_process_s():
