@@ -164,7 +164,7 @@ class LoadedDataset:
             "fingerprint": self.fingerprint,
             "images": [record.manifest_row() for record in self.records],
             "skipped": [
-                {"file": _relative(self.folder, skipped.path), "reason": skipped.reason} for skipped in self.skipped
+                {"file": relative_name(self.folder, skipped.path), "reason": skipped.reason} for skipped in self.skipped
             ],
         }
 
@@ -221,7 +221,7 @@ def scan_folder(folder: Path) -> list[Path]:
                 f"Folder '{folder}' holds more than {MAX_FILES_IN_FOLDER:,} files with its sub-folders; "
                 "choose the folder that holds just your photos."
             )
-    return sorted(candidates, key=lambda path: _relative(folder, path))
+    return sorted(candidates, key=lambda path: relative_name(folder, path))
 
 
 def _is_ignored_folder(name: str) -> bool:
@@ -236,8 +236,15 @@ def _is_ignored_file(name: str) -> bool:
     return name.startswith(".") or lower_name in IGNORED_FILE_NAMES or is_documentation
 
 
-def _relative(folder: Path, path: Path) -> str:
-    return path.relative_to(folder).as_posix()
+def relative_name(folder: Path, path: Path) -> str:
+    """path under folder, '/'-separated, as printable text.
+
+    A name whose bytes are not UTF-8 (copied from an old Windows or Latin-1 disk) reaches
+    Python with lone surrogates, which cannot be shown, hashed or written as UTF-8; its
+    undecodable bytes are written as \\xNN instead, so the name stays unique and readable.
+    """
+    name = path.relative_to(folder).as_posix()
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def load_image(
@@ -341,9 +348,9 @@ def _file_states(folder: Path, paths: Sequence[Path]) -> tuple[tuple[str, int, i
             status = path.stat()
         except OSError:
             # A file that vanished mid-scan still gets a key entry; decoding will skip it.
-            states.append((_relative(folder, path), -1, -1))
+            states.append((relative_name(folder, path), -1, -1))
             continue
-        states.append((_relative(folder, path), status.st_size, status.st_mtime_ns))
+        states.append((relative_name(folder, path), status.st_size, status.st_mtime_ns))
     return tuple(states)
 
 
@@ -392,7 +399,7 @@ def _decode_folder(
                 records.append(
                     ImageRecord(
                         path=path,
-                        relative_path=_relative(folder, path),
+                        relative_path=relative_name(folder, path),
                         content_sha256=content_sha256,
                         size_bytes=size_bytes,
                         source_format=metadata["format"],
@@ -486,7 +493,7 @@ def _nothing_to_train_message(dataset: LoadedDataset) -> str:
     if not dataset.skipped:
         return f"Folder '{folder}' contains no image files. {what_to_do}"
     first_reasons = "; ".join(
-        f"{_relative(folder, skipped.path)}: {skipped.reason}" for skipped in dataset.skipped[:SKIPPED_REASONS_IN_MESSAGE]
+        f"{relative_name(folder, skipped.path)}: {skipped.reason}" for skipped in dataset.skipped[:SKIPPED_REASONS_IN_MESSAGE]
     )
     more = len(dataset.skipped) - SKIPPED_REASONS_IN_MESSAGE
     more_note = f"; and {more} more" if more > 0 else ""

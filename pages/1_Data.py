@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import BACKGROUNDS, FIT_MODES, supported_resolutions
-from core.data import EXCLUDED_BY_USER, SUPPORTED_EXTENSIONS, suggest_resolution
+from core.data import EXCLUDED_BY_USER, SUPPORTED_EXTENSIONS, relative_name, suggest_resolution
 from core.decode import MAX_SOURCE_MEGAPIXELS
 from core.duplicates import NEAR_DUPLICATE_CORRELATION
 from core.uploads import UploadError, save_upload, upload_limits_text
@@ -191,7 +191,7 @@ if dataset.skipped:
     st.subheader("Skipped files")
     st.dataframe(
         [
-            {"file": skipped.path.relative_to(dataset.folder).as_posix(), "reason": skipped.reason}
+            {"file": relative_name(dataset.folder, skipped.path), "reason": skipped.reason}
             for skipped in dataset.skipped
         ],
         hide_index=True,

@@ -793,3 +793,24 @@ def test_a_folder_with_more_files_than_an_album_has_is_refused_before_decoding(t
 
     with pytest.raises(DatasetError, match=r"more than 3 files.*choose the folder that holds just your photos"):
         load_folder(tmp_path / "home", RESOLUTION_PX)
+
+
+def test_a_file_name_that_is_not_utf8_loads_under_a_printable_name_and_can_be_trained_on(tmp_path):
+    folder = tmp_path / "photos"
+    write_blob_faces(folder, 2)
+    # Bytes from a Latin-1 or old Windows disk: Python sees them as lone surrogates.
+    os.rename(folder / "face_001.png", os.path.join(os.fsencode(folder), b"caf\xe9 \xff.png"))
+    (folder / os.fsdecode(b"broken \xfe.jpg")).write_bytes(b"not a picture")
+
+    dataset = load_folder(folder, RESOLUTION_PX)
+
+    assert [record.relative_path for record in dataset.records] == ["caf\\xe9 \\xff.png", "face_000.png"]
+    skipped_names = [row["file"] for row in dataset.manifest()["skipped"]]
+    assert skipped_names == ["broken \\xfe.jpg"]
+    for name in [*(record.relative_path for record in dataset.records), *skipped_names]:
+        name.encode("utf-8")  # printable: no lone surrogates left
+    assert dataset.fingerprint
+    run = RunDir.create(tmp_path / "runs", TrainConfig(data_dir=str(folder), resolution_px=RESOLUTION_PX), dataset)
+    assert "caf\\\\xe9" in run.manifest_path.read_text(encoding="utf-8")
+    excluded = load_folder(folder, RESOLUTION_PX, exclude=["caf\\xe9 \\xff.png"])
+    assert excluded.count == 1
