@@ -107,6 +107,11 @@ class TrainingJob:
     def resume(self) -> None:
         self._pause_requested.clear()
 
+    @property
+    def pause_requested(self) -> bool:
+        """Pause was pressed (and not Resume); the state says "paused" only once a step has seen it."""
+        return self._pause_requested.is_set()
+
     def stop(self) -> None:
         with self._lock:
             if self._shared.state in ACTIVE_STATES:

@@ -217,8 +217,11 @@ def show_live_status(snapshot: JobSnapshot) -> None:
     job = shared_job_manager().current
     run_name = snapshot.run_path.name if snapshot.run_path is not None else "new run"
     header, pause_column, stop_column = st.columns([6, 1, 1], vertical_alignment="center")
-    header.markdown(f"{STATE_ICONS[snapshot.state]} **{snapshot.state.capitalize()}** · `{run_name}`")
-    if snapshot.state == "paused":
+    # Pause acts between steps; the first step compiles and can take a minute, so say it was heard.
+    pausing = job.pause_requested and snapshot.state in ("loading", "running")
+    state_text = "Pausing after this step…" if pausing else snapshot.state.capitalize()
+    header.markdown(f"{STATE_ICONS[snapshot.state]} **{state_text}** · `{run_name}`")
+    if snapshot.state == "paused" or pausing:
         pause_column.button("Resume", key="resume", on_click=job.resume, icon=":material/play_arrow:")
     else:
         pause_column.button("Pause", key="pause", on_click=job.pause, icon=":material/pause:",
@@ -230,6 +233,8 @@ def show_live_status(snapshot: JobSnapshot) -> None:
     st.progress(min(snapshot.progress, 1.0), text=f"step {snapshot.step} of {snapshot.total_steps} · ETA {eta}")
     if snapshot.state == "loading":
         st.caption("Loading images and building the networks (the first step compiles the model)…")
+    elif not snapshot.records:
+        st.caption("Compiling the training step: the first steps can take a minute on a CPU…")
 
     numbers = st.columns(4)
     numbers[0].metric("Images / s", f"{snapshot.images_per_sec:.0f}")

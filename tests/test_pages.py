@@ -605,3 +605,20 @@ def test_bundle_holds_the_settings_manifest_metrics_grids_and_generator(runs_dir
     assert {f"{run_path.name}/{name}" for name in expected} <= names
     assert f"{run_path.name}/samples/step_000004.png" in names
     assert not any("checkpoints" in name for name in names)
+
+
+def test_pause_pressed_while_the_first_step_compiles_says_so_and_offers_resume(face_folder):
+    app = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})
+    app.button(key="start").click().run()
+    job = job_manager().current
+
+    app.button(key="pause").click().run()  # whether or not the first step is still compiling
+
+    assert not app.exception
+    assert job.pause_requested
+    assert app.button(key="resume") is not None
+    assert any(text in markdown.value for markdown in app.markdown for text in ("Pausing after this step", "Paused"))
+    app.button(key="resume").click().run()
+    assert not job.pause_requested
+    app.button(key="stop").click().run()
+    assert job.join(60)
