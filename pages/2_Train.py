@@ -37,6 +37,7 @@ from ui.state import (
 from ui.views import (
     STATE_ICONS,
     current_snapshot,
+    photos_score_text,
     plural,
     quality_wait_note,
     readable_runs,
@@ -255,9 +256,9 @@ def show_quality(rows, key: str, wait_note: str = "") -> None:
         last = rows[-1]
         st.markdown(
             f"**Quality at step {last.step}** (averaged G, {QUALITY_SAMPLE_COUNT} fixed seeds): SWD {last.swd:.3f} "
-            f"(photos vs photos {last.swd_baseline:.3f}) · MS-SSIM {last.diversity:.3f} (photos "
-            f"{last.diversity_training:.3f}) · near copies {last.near_copy_fraction:.0%} · photos no sample is "
-            f"nearest to {last.coverage_ignored_fraction:.0%}"
+            f"(photos vs photos {photos_score_text(last.swd_baseline)}) · MS-SSIM {last.diversity:.3f} "
+            f"(photos {photos_score_text(last.diversity_training)}) · near copies {last.near_copy_fraction:.0%} · "
+            f"photos no sample is nearest to {last.coverage_ignored_fraction:.0%}"
         )
         st.plotly_chart(quality_curves(rows), key=key)
     elif not wait_note:

@@ -25,6 +25,7 @@ from ui.views import (
     cached_generator,
     current_snapshot,
     latest_grid_of,
+    photos_score_text,
     pick_run,
     readable_runs,
     run_label,
@@ -35,9 +36,10 @@ from ui.views import (
 
 def show_quality_summary(last) -> None:
     numbers = st.columns(4)
-    numbers[0].metric("SWD", f"{last.swd:.3f}", help=f"Photos vs photos: {last.swd_baseline:.3f}. Lower is closer.")
+    numbers[0].metric("SWD", f"{last.swd:.3f}",
+                      help=f"Photos vs photos: {photos_score_text(last.swd_baseline)}. Lower is closer.")
     numbers[1].metric("MS-SSIM", f"{last.diversity:.3f}",
-                      help=f"Photos: {last.diversity_training:.3f}. Lower means more varied faces.")
+                      help=f"Photos: {photos_score_text(last.diversity_training)}. Lower means more varied faces.")
     numbers[2].metric("Near copies", f"{last.near_copy_fraction:.0%}")
     numbers[3].metric("Photos ignored", f"{last.coverage_ignored_fraction:.0%}",
                       help="Training photos that no generated face is nearest to.")

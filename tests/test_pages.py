@@ -622,3 +622,10 @@ def test_pause_pressed_while_the_first_step_compiles_says_so_and_offers_resume(f
     assert not job.pause_requested
     app.button(key="stop").click().run()
     assert job.join(60)
+
+
+def test_the_photos_own_scores_read_as_missing_rather_than_nan_when_there_are_too_few_photos():
+    from ui.views import photos_score_text
+
+    assert photos_score_text(0.04632) == "0.046"
+    assert photos_score_text(float("nan")) == "none, too few photos"

@@ -28,6 +28,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def photos_score_text(value: float) -> str:
+    """The photos' own SWD or MS-SSIM, or why there is none (it needs at least 4 photos, or 2)."""
+    return f"{value:.3f}" if np.isfinite(value) else "none, too few photos"
+
+
 def quality_wait_note(step: int, metrics_every_steps: int, rows) -> str:
     """What the live quality panel says while the newest scores are not in yet ('' once they are).
 
