@@ -629,3 +629,16 @@ def test_the_photos_own_scores_read_as_missing_rather_than_nan_when_there_are_to
 
     assert photos_score_text(0.04632) == "0.046"
     assert photos_score_text(float("nan")) == "none, too few photos"
+
+
+def test_compared_swd_curves_show_a_run_scored_only_once():
+    import numpy as np
+
+    from ui.charts import compared_curves
+
+    figure = compared_curves({"a": {"step": np.array([200]), "swd": np.array([0.17])},
+                              "b": {"step": np.arange(0, 5000, 10), "swd": np.linspace(1, 0, 500)}}, "swd", "SWD")
+
+    once, long = figure.data
+    assert "markers" in once.mode  # a line through a single point would draw nothing
+    assert long.mode == "lines"

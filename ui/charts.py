@@ -12,6 +12,7 @@ from core.runs import METRIC_FIELDS
 
 _COLOURS = {"d_loss": "#d62728", "g_loss": "#1f77b4", "d_real": "#2ca02c", "d_fake": "#ff7f0e"}
 MAX_POINTS_PER_CURVE = 500  # more than a chart's width in pixels shows nothing extra
+FEW_POINTS = 30  # up to this many points per run, the compared curves mark each one
 _LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
 
 
@@ -103,7 +104,10 @@ def compared_curves(named_metrics: dict[str, dict[str, np.ndarray]], field: str,
     figure = go.Figure()
     for name, metrics in named_metrics.items():
         thinned = thin_out(metrics, MAX_POINTS_PER_CURVE)
-        figure.add_trace(go.Scatter(x=thinned.get("step", []), y=thinned.get(field, []), name=name, mode="lines"))
+        steps = thinned.get("step", [])
+        # A line through one point draws nothing (a run scored once); markers show each point.
+        mode = "lines+markers" if len(steps) <= FEW_POINTS else "lines"
+        figure.add_trace(go.Scatter(x=steps, y=thinned.get(field, []), name=name, mode=mode))
     figure.update_layout(
         title=title, height=320, margin={"l": 40, "r": 10, "t": 40, "b": 40},
         legend={"orientation": "h", "y": -0.25}, modebar={"orientation": "v"},
