@@ -348,7 +348,8 @@ def live_curves() -> None:
         columns = records_to_columns(snapshot.records)
         show_alerts(health_alerts(columns, snapshot.quality_rows))
         st.plotly_chart(training_curves(columns), key="live_curves")
-        wait_note = quality_wait_note(snapshot.step, snapshot.metrics_every_steps, snapshot.quality_rows)
+        wait_note = quality_wait_note(snapshot.step, snapshot.metrics_every_steps, snapshot.quality_rows,
+                                      snapshot.total_steps)
         show_quality(snapshot.quality_rows, key="live_quality", wait_note=wait_note if snapshot.is_active else "")
 
 

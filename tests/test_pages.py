@@ -240,6 +240,9 @@ def test_the_live_quality_panel_says_which_step_is_being_scored_until_its_row_ar
     assert "step 150 is being scored" in quality_wait_note(170, 50, (row(50),))  # 100 was skipped
     assert quality_wait_note(170, 50, (row(50), row(150))) == ""
     assert "off" in quality_wait_note(170, 0, ())
+    # A run (or a branch) shorter than the interval is scored at its last step.
+    assert quality_wait_note(40, 500, (), total_steps=300) == "Quality metrics appear after step 300."
+    assert quality_wait_note(40, 500, (), total_steps=2000) == "Quality metrics appear after step 500."
 
 
 def test_a_second_start_attaches_to_the_running_job_instead_of_starting_another(face_folder):

@@ -33,7 +33,7 @@ def photos_score_text(value: float) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "none, too few photos"
 
 
-def quality_wait_note(step: int, metrics_every_steps: int, rows) -> str:
+def quality_wait_note(step: int, metrics_every_steps: int, rows, total_steps: int = 0) -> str:
     """What the live quality panel says while the newest scores are not in yet ('' once they are).
 
     Scores are drawn in a low-priority process (core.quality_worker), so on a CPU that training
@@ -43,7 +43,9 @@ def quality_wait_note(step: int, metrics_every_steps: int, rows) -> str:
         return "Quality scoring is off for this run (Score quality every … steps: 0)."
     newest_asked = step // metrics_every_steps * metrics_every_steps
     if newest_asked == 0:
-        return f"Quality metrics appear after step {metrics_every_steps}."
+        # The last step is always scored, so a run shorter than the interval is scored at its end.
+        first = min(metrics_every_steps, total_steps) if total_steps > 0 else metrics_every_steps
+        return f"Quality metrics appear after step {first}."
     if rows and rows[-1].step >= newest_asked:
         return ""
     return (
