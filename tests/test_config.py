@@ -134,8 +134,8 @@ def test_coverage_weight_minus_one_takes_the_measured_default_and_zero_stays_off
 
 
 def test_mode_seeking_minus_one_follows_the_resolution_and_zero_stays_off():
-    assert TrainConfig().mode_seeking == default_mode_seeking(32) == 0.2
-    assert TrainConfig(resolution_px=48).mode_seeking == 0.1
-    assert TrainConfig(resolution_px=64, mode_seeking=AUTO_MODE_SEEKING).mode_seeking == 0.1
+    assert TrainConfig().mode_seeking == default_mode_seeking(32) == 0.3
+    assert TrainConfig(resolution_px=48).mode_seeking == 0.2
+    assert TrainConfig(resolution_px=64, mode_seeking=AUTO_MODE_SEEKING).mode_seeking == 0.2
     assert TrainConfig(resolution_px=48, mode_seeking=0.0).mode_seeking == 0.0
-    assert TrainConfig.from_json(TrainConfig(resolution_px=48).to_json()).mode_seeking == 0.1
+    assert TrainConfig.from_json(TrainConfig(resolution_px=48).to_json()).mode_seeking == 0.2

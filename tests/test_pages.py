@@ -192,16 +192,16 @@ def test_the_train_pages_width_mode_seeking_and_coverage_start_at_auto_and_follo
     assert app.select_slider(key="width").value == AUTO_WIDTH
     assert app.select_slider(key="width").options[0] == "auto (32)"
 
-    assert app.select_slider(key="mode_seeking").options[0] == "auto (0.2)"
+    assert app.select_slider(key="mode_seeking").options[0] == "auto (0.3)"
     assert app.select_slider(key="coverage_weight").options[0] == "auto (8)"
 
     app.select_slider(key="resolution_px").set_value(48).run()
     assert app.select_slider(key="width").options[0] == "auto (16)"
-    assert app.select_slider(key="mode_seeking").options[0] == "auto (0.1)"
+    assert app.select_slider(key="mode_seeking").options[0] == "auto (0.2)"
     assert app.select_slider(key="coverage_weight").options[0] == "auto (8)"
     names = ("resolution_px", "width", "mode_seeking", "coverage_weight")
     chosen = TrainConfig(**{name: app.session_state[name] for name in names})
-    assert (chosen.width, chosen.mode_seeking, chosen.coverage_weight) == (16, 0.1, 8.0)
+    assert (chosen.width, chosen.mode_seeking, chosen.coverage_weight) == (16, 0.2, 8.0)
 
 
 def test_train_page_starts_a_tiny_run_and_shows_live_metrics_then_the_final_grid(face_folder):
