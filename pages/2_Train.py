@@ -31,6 +31,7 @@ from ui.state import (
     format_duration,
     load_chosen_dataset,
     prepare_page,
+    remember_started_settings,
     runs_dir,
     shared_job_manager,
 )
@@ -201,8 +202,10 @@ def start_training() -> None:
     except ValueError as error:
         st.session_state["start_message"] = ("error", f"Cannot start: {error}")
         return
-    _, started = shared_job_manager().start(config, runs_dir=runs_dir())
-    if not started:
+    job, started = shared_job_manager().start(config, runs_dir=runs_dir())
+    if started:
+        remember_started_settings(job)
+    else:
         st.session_state["start_message"] = ("info", "A run is already training; this page shows it.")
 
 

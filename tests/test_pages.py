@@ -245,6 +245,22 @@ def test_the_live_quality_panel_says_which_step_is_being_scored_until_its_row_ar
     assert quality_wait_note(40, 500, (), total_steps=2000) == "Quality metrics appear after step 500."
 
 
+def test_a_tab_opened_while_a_run_trains_shows_the_settings_that_started_it(face_folder):
+    started_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})
+    started_tab.button(key="start").click().run()
+    job = job_manager().current
+
+    refreshed_tab = open_page("pages/2_Train.py")  # a new session: nothing set before its first run
+
+    assert refreshed_tab.session_state["steps"] == 400
+    assert refreshed_tab.session_state["data_dir"] == str(face_folder)
+    assert refreshed_tab.session_state["width"] == PAGE_RUN_SETTINGS["width"]
+    refreshed_tab.button(key="stop").click().run()
+    assert job.join(60)
+    after_the_run = open_page("pages/2_Train.py")
+    assert after_the_run.session_state["steps"] == TrainConfig.steps
+
+
 def test_a_second_start_attaches_to_the_running_job_instead_of_starting_another(face_folder):
     first_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})
     second_tab = open_page("pages/2_Train.py", data_dir=str(face_folder), **{**PAGE_RUN_SETTINGS, "steps": 400})

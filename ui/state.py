@@ -85,11 +85,34 @@ def prepare_page() -> None:
     ensure_session_defaults()
 
 
+@st.cache_resource
+def _started_settings() -> dict:
+    """The job the Train page last started ("job") and the page's settings that started it."""
+    return {}
+
+
+def remember_started_settings(job) -> None:
+    """Keep the session's settings with the job they started, for sessions opened while it runs."""
+    store = _started_settings()
+    store.clear()
+    store.update(job=job, settings={name: st.session_state[name] for name in SETTING_FIELDS})
+
+
 def ensure_session_defaults() -> None:
-    """Fill every setting a page may read with the TrainConfig default, once per session."""
+    """Fill every setting a page may read, once per session.
+
+    A session opened while a job started from the Train page runs (a refreshed or second tab)
+    gets the settings that started it, so the page shows what is training; any other session
+    gets the TrainConfig defaults.
+    """
+    if all(name in st.session_state for name in SETTING_FIELDS):
+        return
     # The fields' own defaults, before TrainConfig resolves them: the width stays "auto" (0), so
     # it follows the resolution the user picks.
     defaults = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+    store, job = _started_settings(), shared_job_manager().current
+    if job is not None and store.get("job") is job and job.snapshot().is_active:
+        defaults.update(store["settings"])
     for name in SETTING_FIELDS:
         # A multiselect holds a list; TrainConfig turns it back into a tuple.
         default = list(defaults[name]) if name in LIST_WIDGET_FIELDS else defaults[name]
