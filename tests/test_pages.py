@@ -661,3 +661,17 @@ def test_compared_swd_curves_show_a_run_scored_only_once():
     once, long = figure.data
     assert "markers" in once.mode  # a line through a single point would draw nothing
     assert long.mode == "lines"
+
+
+def test_the_quality_charts_tick_at_the_steps_scored_while_there_are_few():
+    from core.quality import QualityRow
+    from ui.charts import quality_curves
+
+    def row(step: int) -> QualityRow:
+        return QualityRow(step, 0.1, 0.05, "{}", 0.3, 0.3, 0.0, 0.1, 0.05)
+
+    scored_once = quality_curves([row(200)])
+    assert all(tuple(axis.tickvals) == (200,) for axis in (scored_once.layout.xaxis, scored_once.layout.xaxis3))
+
+    scored_often = quality_curves([row(step) for step in range(100, 2100, 100)])
+    assert scored_often.layout.xaxis.tickvals is None  # plotly spaces its own ticks

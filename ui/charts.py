@@ -13,6 +13,7 @@ from core.runs import METRIC_FIELDS
 _COLOURS = {"d_loss": "#d62728", "g_loss": "#1f77b4", "d_real": "#2ca02c", "d_fake": "#ff7f0e"}
 MAX_POINTS_PER_CURVE = 500  # more than a chart's width in pixels shows nothing extra
 FEW_POINTS = 30  # up to this many points per run, the compared curves mark each one
+TICK_EVERY_SCORE_UP_TO = 6  # quality scores; past this many plotly's own step ticks read better
 _LABELS = {"d_loss": "D loss", "g_loss": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
 
 
@@ -90,6 +91,9 @@ def quality_curves(rows, height_px: int = 320) -> go.Figure:
     )
     figure.update_yaxes(title_text="%", row=1, col=3, rangemode="tozero")
     figure.update_xaxes(title_text="step")
+    if len(steps) <= TICK_EVERY_SCORE_UP_TO:
+        # Plotly's own ticks around one or two scores fall between steps (199.5, 200.5).
+        figure.update_xaxes(tickmode="array", tickvals=steps)
     figure.update_layout(
         height=height_px,
         margin={"l": 40, "r": 10, "t": 60, "b": 90},
