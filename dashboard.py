@@ -10,8 +10,7 @@ import streamlit as st
 
 from ui.state import prepare_page
 
-st.set_page_config(page_title="DCGAN Studio", page_icon=":material/palette:", layout="wide")
-prepare_page()
+prepare_page()  # page settings, the session's defaults
 
 navigation = st.navigation(
     [

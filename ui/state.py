@@ -79,8 +79,11 @@ def prepare_page() -> None:
     """What every page needs before its first widget; safe to call more than once per run.
 
     dashboard.py calls it for every page, and each page calls it again, because a page
-    opened by its own URL as a session's first page may run without dashboard.py.
+    opened by its own URL as a session's first page may run without dashboard.py. (Until
+    some session has opened /, Streamlit serves a page URL from pages/ on its own.) The
+    page settings are set here for that reason too: without them such a page was narrow.
     """
+    st.set_page_config(page_title="DCGAN Studio", page_icon=":material/palette:", layout="wide")
     keep_keras_state_between_reruns()
     ensure_session_defaults()
 
