@@ -170,9 +170,12 @@ def trainer_in_job(config, seconds: float, quality_rows: dict) -> float:
         snapshot = job.snapshot()
         if snapshot.state == "failed":
             raise RuntimeError(f"the job failed: {snapshot.error}")
+        run = RunDir.open(snapshot.run_path)
         quality_rows["scored"] += len(snapshot.quality_rows)
-        quality_rows["asked"] += snapshot.step // config.metrics_every_steps  # a stopped run asks no last one
-        return _logged_images_per_sec(RunDir.open(snapshot.run_path), config.batch_size)
+        # The step the run stopped at, from its status: the snapshot's is that of the last logged
+        # step, which can lie before a scored one. A stopped run asks for no last score.
+        quality_rows["asked"] += run.read_status()["step"] // config.metrics_every_steps
+        return _logged_images_per_sec(run, config.batch_size)
 
 
 def _poll_like_the_dashboard(job, stop: threading.Event) -> None:
