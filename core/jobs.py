@@ -98,6 +98,10 @@ class TrainingJob:
         # two threads importing the same heavy packages at once can see half-imported
         # modules. Later imports are free, so only the first Start pays the few seconds.
         import core.trainer  # noqa: F401
+        from core.precision import current_precision
+
+        # Keras keeps its dtype policy per thread: the training thread takes the caller's.
+        self._precision = current_precision()
 
         self._thread.start()
 
@@ -147,8 +151,10 @@ class TrainingJob:
 
     def _work(self) -> None:
         from core.data import load_for_config
+        from core.precision import use_precision
         from core.trainer import Trainer
 
+        use_precision(self._precision)
         run = self._resume_run
         trainer_ran = False
         try:

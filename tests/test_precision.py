@@ -95,3 +95,25 @@ def test_half_precision_on_this_cpu_comes_with_a_warning_and_float32_without(cap
         use_precision("mixed_float16")
     assert "--precision mixed_float16 without a GPU" in caplog.text
     assert set(PRECISIONS) == {"float32", "mixed_float16", "mixed_bfloat16"}
+
+
+def test_a_background_job_trains_in_the_precision_of_the_thread_that_started_it(face_folder, tmp_path, monkeypatch):
+    from core.jobs import TrainingJob
+    from core.precision import current_precision
+
+    precisions_built_in = []
+    real_init = Trainer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        precisions_built_in.append(current_precision())
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", recording_init)
+    use_precision("mixed_bfloat16")  # Keras keeps this per thread; the job trains in another
+    job = TrainingJob(tiny_config(face_folder, steps=2), runs_dir=tmp_path / "runs")
+    job.start()
+    assert job.join(120)
+
+    assert job.snapshot().state == "finished", job.snapshot().error
+    assert precisions_built_in == ["mixed_bfloat16"]
+
