@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPOSITORY_ROOT))
 from core.config import (  # noqa: E402  (after the path change above)
     TrainConfig, default_coverage_weight, default_mode_seeking, default_width,
 )
+from core.precision import PRECISIONS  # noqa: E402
 
 DEFAULTS = TrainConfig()
 # The original project's DCGAN: no augmentation, no averaging, no regulariser. Width 32 at every
@@ -51,10 +52,13 @@ LFW_FACE_COUNT = 100  # the first 100 entries of skimage's lfw_subset are faces
 LFW_SIDE_PX = 64
 
 
-def train_one(settings: dict, minutes: float, steps: int | None = None) -> dict:
+def train_one(settings: dict, minutes: float, steps: int | None = None, precision: str = "float32") -> dict:
     """In this process: train for `minutes` of CPU time (or `steps`), then score the sampling generator."""
     from core.config import TrainConfig
     from core.data import load_for_config
+    from core.precision import use_precision
+
+    use_precision(precision)  # this thread builds and trains the networks
     from core.quality import draw_quality_sample, measure, training_reference
     from core.runs import RunDir
     from core.trainer import Trainer, TrainingHooks
@@ -113,6 +117,7 @@ def main() -> None:
         help="change a TrainConfig field in every configuration, e.g. --set coverage_weight=8 (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="the runs' seed (weights, noise, batches)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32", help="as python -m core.train's")
     parser.add_argument("--make-lfw-folder", type=Path, metavar="FOLDER")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one configuration, JSON
     args = parser.parse_args()
@@ -122,7 +127,7 @@ def main() -> None:
         return
     if args.one:
         job = json.loads(args.one)
-        print(json.dumps(train_one(job["settings"], job["minutes"], job.get("steps"))))
+        print(json.dumps(train_one(job["settings"], job["minutes"], job.get("steps"), job.get("precision", "float32"))))
         return
     if args.folder is None:
         parser.error("give a folder of photos")
@@ -134,7 +139,7 @@ def main() -> None:
             continue
         settings = {"data_dir": str(args.folder.resolve()), "resolution_px": args.resolution, "fit_mode": args.fit,
                     "seed": args.seed, **changes, **overrides}
-        job = json.dumps({"settings": settings, "minutes": args.minutes, "steps": args.steps})
+        job = json.dumps({"settings": settings, "minutes": args.minutes, "steps": args.steps, "precision": args.precision})
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
         finished = subprocess.run(
             [sys.executable, __file__, "--one", job], capture_output=True, text=True, env=environment, check=False
@@ -148,7 +153,7 @@ def main() -> None:
     any_result = next(iter(results.values()))
     print(f"\n{args.folder.name}: {any_result['images']} images at {args.resolution} px, "
           f"{f'{args.steps} steps' if args.steps else f'{args.minutes:g} CPU minutes'} per configuration, "
-          f"seed {args.seed}\n")
+          f"seed {args.seed}, {args.precision}\n")
     print(f"default: augmentation {', '.join(DEFAULTS.augment) or 'off'}, EMA {DEFAULTS.ema_decay}, "
           f"minibatch std {'on' if DEFAULTS.minibatch_std else 'off'}, "
           f"mode seeking {default_mode_seeking(args.resolution)}, "
