@@ -23,8 +23,8 @@ def estimate_step_memory_bytes(config: TrainConfig) -> int:
     The floats of every activation of G and D for one image (layer outputs plus their
     batch-norm and activation copies), times the batch, 4 bytes each. TensorFlow reuses
     buffers, so the real cost differs: measured growth of resident memory on a 2-core
-    CPU, with the step then XLA-compiled, was 0.46 GB at 64 px batch 64 (estimate 0.20 GB) and 1.46 GB at 128 px batch
-    128 (estimate 2.87 GB).
+    CPU, with the step then XLA-compiled, was 0.46 GB at 64 px batch 64 (estimate 0.20 GB)
+    and 1.46 GB at 128 px batch 128 (estimate 2.87 GB).
     """
     start_px, doublings = resolution_levels(config.resolution_px)
     channels = channels_per_level(config)
